@@ -1,0 +1,62 @@
+# `make run` and `make test` are all a newcomer needs; each sets up what it uses.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+
+.PHONY: run install install-dev test test-postgres lint check ci bench lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Exact versions with hashes from the lock files; the project itself without dependencies.
+$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	@touch $@
+
+$(VENV)/.installed-dev: requirements-dev.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## Serve on http://127.0.0.1:8000 with SQLite under ./data (migrates, creates the first admin).
+run: install
+	$(BIN)/inventory serve
+
+## The test suite on SQLite (no services needed).
+test: install-dev
+	$(BIN)/pytest
+
+## The same suite on PostgreSQL (PG_TEST_URL, default: the local `test` database).
+test-postgres: install-dev
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+## Models and migrations agree (on a scratch SQLite database).
+check: install-dev
+	rm -rf .check && DATA_DIR=.check $(BIN)/alembic upgrade head && DATA_DIR=.check $(BIN)/alembic check; \
+	  status=$$?; rm -rf .check; exit $$status
+
+ci: test lint check test-postgres
+
+## Benchmarks (not part of the tests); see bench/README.md.
+bench: install-dev
+	$(BIN)/python bench/run.py
+
+## Re-resolve the lock files after changing dependencies in pyproject.toml.
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -q -o requirements-dev.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .check

@@ -1,0 +1,54 @@
+"""The application factory. Nothing is built at import time: tests and tools swap settings."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routers import health, items, users
+from api.settings import get_api_settings
+from auth.router import router as auth_router
+from auth.secret import get_secret_key
+from models.engine import create_engine, create_sessionmaker
+from models.settings import get_database_settings
+
+DESCRIPTION = """
+Keeps track of stock: items with quantities, users with roles.
+
+Reads are public. To write, press **Authorize**, log in with your username and password,
+and every call is sent with your bearer token.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    get_secret_key()  # refuse to start without a usable key
+    engine = create_engine(get_database_settings())
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+def create_app() -> FastAPI:
+    settings = get_api_settings()
+    docs = settings.DOCS_ENABLED
+    app = FastAPI(
+        title=settings.PROJECT_NAME,
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        swagger_ui_parameters={"persistAuthorization": False},
+    )
+    install_error_handlers(app)
+    app.include_router(auth_router)
+    app.include_router(items.router)
+    app.include_router(users.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,23 @@
+"""Path ids turned into loaded rows (or 404), declared once as Annotated aliases."""
+
+from typing import Annotated
+
+from fastapi import Depends, Path
+
+from api.schemas.common import MAX_INT32
+from api.services import items, users
+from models.item import Item
+from models.session import SessionDep
+from models.user import User
+
+
+async def item_by_id(db: SessionDep, item_id: Annotated[int, Path(ge=1, le=MAX_INT32)]) -> Item:
+    return await items.get(db, item_id)
+
+
+async def user_by_id(db: SessionDep, user_id: Annotated[int, Path(ge=1, le=MAX_INT32)]) -> User:
+    return await users.get(db, user_id)
+
+
+ItemDep = Annotated[Item, Depends(item_by_id)]
+UserDep = Annotated[User, Depends(user_by_id)]

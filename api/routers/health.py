@@ -1,0 +1,34 @@
+import asyncio
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+router = APIRouter(tags=["operations"])
+
+
+class Status(BaseModel):
+    status: str
+
+
+@router.get("/health", summary="Liveness: the process answers")
+async def health() -> Status:
+    return Status(status="ok")
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: the database answers",
+    response_model=Status,
+    responses={503: {"model": Status, "description": "Database unreachable"}},
+)
+async def ready(request: Request) -> Status | JSONResponse:
+    engine: AsyncEngine = request.app.state.engine
+    try:
+        async with asyncio.timeout(3), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:
+        return JSONResponse({"status": "unavailable"}, status.HTTP_503_SERVICE_UNAVAILABLE)
+    return Status(status="ok")

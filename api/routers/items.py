@@ -1,0 +1,83 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+
+from api.deps import ItemDep
+from api.schemas.common import Message, error_responses
+from api.schemas.items import ItemCreate, ItemList, ItemOut, ItemQuery, ItemRead, ItemUpdate
+from api.services import items
+from auth.deps import EditorUser, ItemAdminUser
+from models.session import SessionDep
+
+router = APIRouter(prefix="/items", tags=["items"])
+
+
+@router.get("", summary="List items")
+async def list_items(db: SessionDep, query: Annotated[ItemQuery, Query()]) -> ItemList:
+    """A page of items, optionally searched, filtered by quantity and sorted."""
+    rows, total = await items.search(db, query)
+    return ItemList(
+        items=[ItemRead.model_validate(r) for r in rows],
+        total=total,
+        skip=query.skip,
+        limit=query.limit,
+    )
+
+
+@router.get(
+    "/{item_id}",
+    summary="Get an item",
+    response_model=ItemOut,
+    responses={**error_responses(404), 304: {"description": "Not modified (If-None-Match)"}},
+)
+async def get_item(
+    item: ItemDep,
+    response: Response,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> ItemOut | Response:
+    """The item, with its `ETag` (send it back in `If-Match` to update safely)."""
+    tag = items.etag(item)
+    if if_none_match is not None and items.etag_matches(if_none_match, item):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
+    response.headers["ETag"] = tag
+    return ItemOut(item=ItemRead.model_validate(item))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an item",
+    responses=error_responses(409),
+)
+async def create_item(
+    user: EditorUser,
+    data: ItemCreate,
+    db: SessionDep,
+    request: Request,
+    response: Response,
+) -> ItemOut:
+    item = await items.create(db, data, user)
+    response.headers["Location"] = str(request.url_for("get_item", item_id=item.id).path)
+    response.headers["ETag"] = items.etag(item)
+    return ItemOut(item=ItemRead.model_validate(item))
+
+
+@router.patch("/{item_id}", summary="Update an item", responses=error_responses(404, 409, 412))
+async def update_item(
+    user: EditorUser,
+    item: ItemDep,
+    data: ItemUpdate,
+    db: SessionDep,
+    response: Response,
+    if_match: Annotated[str | None, Header(description="ETag from a GET; stale → 412")] = None,
+) -> ItemOut:
+    """Change only the fields sent."""
+    item = await items.update(db, item, data, user, if_match)
+    response.headers["ETag"] = items.etag(item)
+    return ItemOut(item=ItemRead.model_validate(item))
+
+
+@router.delete("/{item_id}", summary="Delete an item", responses=error_responses(404))
+async def delete_item(_: ItemAdminUser, item: ItemDep, db: SessionDep) -> Message:
+    await items.delete(db, item)
+    return Message(message="Item deleted")

@@ -1,0 +1,97 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from api.deps import UserDep
+from api.schemas.common import error_responses
+from api.schemas.users import (
+    PasswordChange,
+    ProfileUpdate,
+    UserCreate,
+    UserList,
+    UserOut,
+    UserQuery,
+    UserRead,
+    UserUpdate,
+)
+from api.services import users
+from auth.deps import AdminUser, CurrentUser
+from models.session import SessionDep
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+def _out(user: object) -> UserOut:
+    return UserOut(user=UserRead.model_validate(user))
+
+
+@router.get("/me", summary="My profile")
+async def read_me(user: CurrentUser) -> UserOut:
+    return _out(user)
+
+
+@router.patch("/me", summary="Update my profile", responses=error_responses(409))
+async def update_me(user: CurrentUser, data: ProfileUpdate, db: SessionDep) -> UserOut:
+    """Only `email` and `full_name`; a role or status cannot be changed here."""
+    return _out(await users.update_profile(db, user, data))
+
+
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Change my password",
+    responses=error_responses(400),
+)
+async def change_my_password(user: CurrentUser, data: PasswordChange, db: SessionDep) -> None:
+    """Every token issued before, this one included, stops working."""
+    await users.change_password(db, user, data)
+
+
+@router.get("", summary="List users")
+async def list_users(
+    _: AdminUser, db: SessionDep, query: Annotated[UserQuery, Query()]
+) -> UserList:
+    rows, total = await users.search(db, query)
+    return UserList(
+        users=[UserRead.model_validate(r) for r in rows],
+        total=total,
+        skip=query.skip,
+        limit=query.limit,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a user",
+    responses=error_responses(409),
+)
+async def create_user(
+    _: AdminUser, data: UserCreate, db: SessionDep, response: Response
+) -> UserOut:
+    user = await users.create(db, data)
+    response.headers["Location"] = f"/users/{user.id}"
+    return _out(user)
+
+
+@router.get("/{user_id}", summary="Get a user", responses=error_responses(404))
+async def read_user(_: AdminUser, user: UserDep) -> UserOut:
+    return _out(user)
+
+
+@router.patch("/{user_id}", summary="Update a user", responses=error_responses(404, 409))
+async def update_user(_: AdminUser, user: UserDep, data: UserUpdate, db: SessionDep) -> UserOut:
+    """A new password or disabling ends every login of that user. Leaving no active admin
+    is refused (409)."""
+    return _out(await users.update(db, user, data))
+
+
+@router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a user",
+    responses=error_responses(404, 409),
+)
+async def delete_user(_: AdminUser, user: UserDep, db: SessionDep) -> None:
+    """The items the user created or changed are kept."""
+    await users.delete(db, user)

@@ -1,0 +1,101 @@
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+
+from api.schemas.common import MAX_INT32, Input, Label, Line, Page, Text
+
+Name = Annotated[Label, Field(min_length=1, max_length=200, examples=["Hex bolt M8"])]
+Quantity = Annotated[int, Field(ge=0, le=MAX_INT32, strict=True, examples=[40])]
+Description = Annotated[Text, Field(max_length=2000, examples=["Zinc plated, 40 mm"])]
+Sku = Annotated[Label, Field(min_length=1, max_length=64, examples=["BOLT-M8-40"])]
+
+
+class ItemCreate(Input):
+    name: Name
+    quantity: Quantity
+    description: Description | None = None
+    sku: Sku | None = None
+
+
+class ItemUpdate(Input):
+    """Only the fields sent change; `description` and `sku` may be null to clear them."""
+
+    name: Name | None = None
+    quantity: Quantity | None = None
+    description: Description | None = None
+    sku: Sku | None = None
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> Self:
+        for field in ("name", "quantity"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} may not be null")
+        return self
+
+
+class ItemRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    quantity: int
+    description: str | None
+    sku: str | None
+    image_src: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def image_url(self) -> str | None:
+        return f"/static/{self.image_src}" if self.image_src else None
+
+
+class ItemOut(BaseModel):
+    item: ItemRead
+
+
+class ItemList(Page):
+    items: list[ItemRead]
+
+
+class ItemSort(StrEnum):
+    id = "id"
+    id_desc = "-id"
+    name = "name"
+    name_desc = "-name"
+    quantity = "quantity"
+    quantity_desc = "-quantity"
+    created_at = "created_at"
+    created_at_desc = "-created_at"
+    updated_at = "updated_at"
+    updated_at_desc = "-updated_at"
+
+
+class ItemQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    skip: int = Field(default=0, ge=0, le=MAX_INT32)
+    limit: int = Field(default=20, ge=1, le=100)
+    q: Line | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Case-insensitive match on name or sku",
+    )
+    sort: ItemSort = ItemSort.id
+    min_quantity: int | None = Field(default=None, ge=0, le=MAX_INT32)
+    max_quantity: int | None = Field(default=None, ge=0, le=MAX_INT32)
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        if (
+            self.min_quantity is not None
+            and self.max_quantity is not None
+            and self.min_quantity > self.max_quantity
+        ):
+            raise ValueError("min_quantity must not exceed max_quantity")
+        return self

@@ -1,0 +1,80 @@
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from api.schemas.common import Input, Label, Line, Page
+from models.enums import Role
+
+Username = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=50,
+        pattern=r"^[A-Za-z0-9._@-]+$",
+        examples=["alice"],
+        description="3–50 letters, digits or ._@-; case does not matter",
+    ),
+]
+Password = Annotated[str, Field(min_length=8, max_length=128, examples=["correct horse battery"])]
+FullName = Annotated[Label, Field(min_length=1, max_length=200, examples=["Alice Smith"])]
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    email: str | None
+    full_name: str | None
+    role: Role
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserOut(BaseModel):
+    user: UserRead
+
+
+class UserList(Page):
+    users: list[UserRead]
+
+
+class UserCreate(Input):
+    username: Username
+    password: Password
+    role: Role = Role.viewer
+    email: EmailStr | None = None
+    full_name: FullName | None = None
+
+
+class ProfileUpdate(Input):
+    email: EmailStr | None = None
+    full_name: FullName | None = None
+
+
+class UserUpdate(ProfileUpdate):
+    role: Role | None = None
+    is_active: bool | None = Field(default=None, strict=True)
+    password: Password | None = None
+
+
+class PasswordChange(Input):
+    current_password: Annotated[str, Field(min_length=1, max_length=128)]
+    new_password: Password
+
+
+class UserQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    skip: int = Field(default=0, ge=0, le=2**31 - 1)
+    limit: int = Field(default=20, ge=1, le=100)
+    role: Role | None = None
+    is_active: bool | None = None
+    q: Line | None = Field(
+        default=None,
+        min_length=1,
+        max_length=254,
+        description="Case-insensitive match on username, e-mail or name",
+    )

@@ -1,0 +1,120 @@
+"""Item rules. Services flush, never commit: the request's one commit point does that."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import Conflict, NotFound, PreconditionFailed
+from api.schemas.items import ItemCreate, ItemQuery, ItemUpdate
+from models.item import Item
+from models.user import User
+
+ITEM_NOT_FOUND = "Item not found"
+DUPLICATE_SKU = "An item with this sku already exists"
+
+
+def etag(item: Item) -> str:
+    return f'"{item.version}"'
+
+
+def etag_matches(header: str, item: Item) -> bool:
+    """RFC 9110 If-Match / If-None-Match: a list of tags or `*`; weak prefixes compare equal."""
+    current = etag(item)
+    return any(
+        tag.strip() in ("*", current) or tag.strip().removeprefix("W/") == current
+        for tag in header.split(",")
+    )
+
+
+async def get(db: AsyncSession, item_id: int) -> Item:
+    item = await db.get(Item, item_id)
+    if item is None:
+        raise NotFound(ITEM_NOT_FOUND)
+    return item
+
+
+def _filters(query: ItemQuery) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if query.q:
+        where.append(
+            or_(
+                Item.name.icontains(query.q, autoescape=True),
+                Item.sku.icontains(query.q, autoescape=True),
+            )
+        )
+    if query.min_quantity is not None:
+        where.append(Item.quantity >= query.min_quantity)
+    if query.max_quantity is not None:
+        where.append(Item.quantity <= query.max_quantity)
+    return where
+
+
+def _ordered(stmt: Select[Item], sort: str) -> Select[Item]:
+    column = getattr(Item, sort.lstrip("-"))
+    if sort.startswith("-"):
+        return stmt.order_by(column.desc(), Item.id.desc())
+    return stmt.order_by(column.asc(), Item.id.asc())
+
+
+async def search(db: AsyncSession, query: ItemQuery) -> tuple[Sequence[Item], int]:
+    where = _filters(query)
+    total = await db.scalar(select(func.count()).select_from(Item).where(*where))
+    stmt = _ordered(select(Item).where(*where), query.sort.value)
+    rows = (await db.scalars(stmt.offset(query.skip).limit(query.limit))).all()
+    return rows, total or 0
+
+
+def set_quantity(item: Item, quantity: int, actor: User) -> None:
+    """Every change of stock goes through here (the future stock-movement log hooks in)."""
+    item.quantity = quantity
+    item.updated_by_id = actor.id
+
+
+async def _flush(db: AsyncSession) -> None:
+    try:
+        await db.flush()
+    except IntegrityError as exc:
+        if "sku" in str(exc.orig):
+            raise Conflict(DUPLICATE_SKU) from None
+        raise
+
+
+async def create(db: AsyncSession, data: ItemCreate, actor: User) -> Item:
+    item = Item(
+        name=data.name,
+        quantity=0,
+        description=data.description,
+        sku=data.sku,
+        created_by_id=actor.id,
+    )
+    set_quantity(item, data.quantity, actor)
+    db.add(item)
+    await _flush(db)
+    return item
+
+
+async def update(
+    db: AsyncSession, item: Item, data: ItemUpdate, actor: User, if_match: str | None
+) -> Item:
+    if if_match is not None and not etag_matches(if_match, item):
+        raise PreconditionFailed("Item has changed since that ETag; reload it and try again")
+    changes: dict[str, Any] = data.model_dump(exclude_unset=True)
+    quantity = changes.pop("quantity", None)
+    changes = {k: v for k, v in changes.items() if getattr(item, k) != v}
+    if not changes and (quantity is None or quantity == item.quantity):
+        return item  # nothing to change: no new version
+    for field, value in changes.items():
+        setattr(item, field, value)
+    if quantity is not None:
+        set_quantity(item, quantity, actor)
+    item.updated_by_id = actor.id
+    await _flush(db)
+    return item
+
+
+async def delete(db: AsyncSession, item: Item) -> None:
+    await db.delete(item)
+    await db.flush()

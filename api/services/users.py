@@ -1,0 +1,162 @@
+"""User management rules: uniqueness, the last active admin, revoking logins on changes."""
+
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import BadRequest, Conflict, NotFound
+from api.schemas.users import PasswordChange, ProfileUpdate, UserCreate, UserQuery, UserUpdate
+from auth import sessions
+from auth.passwords import hash_password, verify_password
+from models.enums import Role
+from models.user import User
+
+USER_NOT_FOUND = "User not found"
+LAST_ADMIN = "This would leave no active admin"
+
+
+async def get(db: AsyncSession, user_id: int) -> User:
+    user = await db.get(User, user_id)
+    if user is None:
+        raise NotFound(USER_NOT_FOUND)
+    return user
+
+
+async def search(db: AsyncSession, query: UserQuery) -> tuple[Sequence[User], int]:
+    where: list[ColumnElement[bool]] = []
+    if query.role is not None:
+        where.append(User.role == query.role)
+    if query.is_active is not None:
+        where.append(User.is_active.is_(query.is_active))
+    if query.q:
+        where.append(
+            or_(
+                *(
+                    c.icontains(query.q, autoescape=True)
+                    for c in (User.username, User.email, User.full_name)
+                )
+            )
+        )
+    total = await db.scalar(select(func.count()).select_from(User).where(*where))
+    stmt = select(User).where(*where).order_by(User.id).offset(query.skip).limit(query.limit)
+    return (await db.scalars(stmt)).all(), total or 0
+
+
+async def _flush(db: AsyncSession) -> None:
+    try:
+        await db.flush()
+    except IntegrityError as exc:
+        message = str(exc.orig)
+        if "username" in message:
+            raise Conflict("A user with this username already exists") from None
+        if "email" in message:
+            raise Conflict("A user with this e-mail already exists") from None
+        raise
+
+
+def _email(value: str | None) -> str | None:
+    return value.lower() if value else None
+
+
+async def create(db: AsyncSession, data: UserCreate) -> User:
+    user = User(
+        username=data.username.lower(),
+        password_hash=await hash_password(data.password),
+        email=_email(data.email),
+        full_name=data.full_name,
+        role=data.role,
+        is_active=True,
+    )
+    db.add(user)
+    await _flush(db)
+    return user
+
+
+async def update_profile(db: AsyncSession, user: User, data: ProfileUpdate) -> User:
+    changes = data.model_dump(include={"email", "full_name"}, exclude_unset=True)
+    if "email" in changes:
+        changes["email"] = _email(changes["email"])
+    for field, value in changes.items():
+        setattr(user, field, value)
+    await _flush(db)
+    return user
+
+
+async def _lock_admins(db: AsyncSession) -> None:
+    """Serialise changes to the set of active admins (row locks on PostgreSQL; SQLite's write
+    transactions are serial already), so two admins cannot demote each other at once."""
+    await db.execute(
+        select(User.id).where(User.role == Role.admin, User.is_active.is_(True)).with_for_update()
+    )
+
+
+async def _ensure_admin_remains(db: AsyncSession) -> None:
+    await db.flush()
+    remaining = await db.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == Role.admin, User.is_active.is_(True))
+    )
+    if not remaining:
+        raise Conflict(LAST_ADMIN)
+
+
+def _is_active_admin(user: User) -> bool:
+    return user.role == Role.admin and user.is_active
+
+
+async def update(db: AsyncSession, user: User, data: UserUpdate) -> User:
+    was_admin = _is_active_admin(user)
+    if was_admin:
+        await _lock_admins(db)
+    await update_profile(db, user, data)
+    fields = data.model_fields_set
+    revoke = False
+    if "role" in fields and data.role is not None:
+        user.role = data.role
+    if "is_active" in fields and data.is_active is not None:
+        revoke = user.is_active and not data.is_active
+        user.is_active = data.is_active
+    if "password" in fields and data.password is not None:
+        user.password_hash = await hash_password(data.password)
+        revoke = True
+    if was_admin and not _is_active_admin(user):
+        await _ensure_admin_remains(db)
+    if revoke:
+        await sessions.revoke_all(db, user.id)
+    await _flush(db)
+    return user
+
+
+async def delete(db: AsyncSession, user: User) -> None:
+    if _is_active_admin(user):
+        await _lock_admins(db)
+        await db.delete(user)
+        await _ensure_admin_remains(db)
+    else:
+        await db.delete(user)
+        await db.flush()
+
+
+async def change_password(db: AsyncSession, user: User, data: PasswordChange) -> None:
+    ok, _ = await verify_password(data.current_password, user.password_hash)
+    if not ok:
+        raise BadRequest("Current password is incorrect")
+    user.password_hash = await hash_password(data.new_password)
+    await sessions.revoke_all(db, user.id)
+    await db.flush()
+
+
+async def set_password(db: AsyncSession, user: User, password: str) -> None:
+    user.password_hash = await hash_password(password)
+    await sessions.revoke_all(db, user.id)
+    await db.flush()
+
+
+async def ensure_first_admin(db: AsyncSession, username: str, password: str) -> User | None:
+    """Create the first admin when there are no users at all; None if there are some."""
+    if await db.scalar(select(User.id).limit(1)) is not None:
+        return None
+    return await create(db, UserCreate(username=username, password=password, role=Role.admin))

@@ -1,0 +1,19 @@
+"""HTTP-facing settings (read from the environment and `.env`)."""
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    PROJECT_NAME: str = "Inventory"
+    # Serve /docs, /redoc and /openapi.json.
+    DOCS_ENABLED: bool = True
+    LOG_LEVEL: str = "INFO"
+
+
+@lru_cache
+def get_api_settings() -> ApiSettings:
+    return ApiSettings()

@@ -1,0 +1,31 @@
+"""Authentication settings (read from the environment and `.env`)."""
+
+import os
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AuthSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # HS256 key for every token. Required (>= 32 bytes) in production; in development an
+    # unset key is generated once and kept in DATA_DIR/secret_key.
+    SECRET_KEY: SecretStr | None = None
+    ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=30, ge=1, le=24 * 60)
+    REFRESH_TOKEN_EXPIRE_DAYS: int = Field(default=14, ge=1, le=365)
+    # argon2id cost (OWASP's minimum: 19 MiB, 2 passes, 1 lane). Changing it re-hashes each
+    # password at its owner's next successful login.
+    ARGON2_MEMORY_COST_KIB: int = Field(default=19456, ge=8, le=4 * 1024 * 1024)
+    ARGON2_TIME_COST: int = Field(default=2, ge=1, le=100)
+    ARGON2_PARALLELISM: int = Field(default=1, ge=1, le=64)
+    # Hashes computed at once per process (each takes a core and ARGON2_MEMORY_COST_KIB).
+    HASH_CONCURRENCY: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    FIRST_ADMIN_USERNAME: str = "admin"
+    FIRST_ADMIN_PASSWORD: SecretStr | None = None
+
+
+@lru_cache
+def get_auth_settings() -> AuthSettings:
+    return AuthSettings()

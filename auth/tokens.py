@@ -1,0 +1,66 @@
+"""JWTs: HS256 only, typed (access or refresh), each bound to one login session."""
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from jose import JWTError, jwt
+
+from auth.secret import get_secret_key
+from models.base import utcnow
+
+ALGORITHM = "HS256"
+_REQUIRED = ("sub", "exp", "iat", "jti", "typ", "sid")
+
+
+class TokenType(StrEnum):
+    access = "access"
+    refresh = "refresh"
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    user_id: int
+    session_id: str
+    type: TokenType
+    jti: str
+    expires_at: datetime
+
+
+def issue(user_id: int, session_id: str, type_: TokenType, ttl: timedelta) -> tuple[str, Claims]:
+    now = utcnow().replace(microsecond=0)
+    claims = Claims(user_id, session_id, type_, secrets.token_urlsafe(16), now + ttl)
+    payload: dict[str, Any] = {
+        "sub": str(user_id),
+        "sid": session_id,
+        "typ": type_.value,
+        "jti": claims.jti,
+        "iat": int(now.timestamp()),
+        "exp": int(claims.expires_at.timestamp()),
+    }
+    return jwt.encode(payload, get_secret_key(), algorithm=ALGORITHM), claims
+
+
+def decode(token: str, expected: TokenType) -> Claims:
+    """Verify signature, algorithm, expiry and type; raise InvalidToken for anything else."""
+    try:
+        payload = jwt.decode(
+            token,
+            get_secret_key(),
+            algorithms=[ALGORITHM],
+            options={"require_exp": True, "require_iat": True, "require_sub": True},
+        )
+        if any(k not in payload for k in _REQUIRED) or payload["typ"] != expected.value:
+            raise InvalidToken
+        sub, sid, jti, exp = payload["sub"], payload["sid"], payload["jti"], payload["exp"]
+        if not (isinstance(sid, str) and isinstance(jti, str) and sub.isdigit()):
+            raise InvalidToken
+        return Claims(int(sub), sid, expected, jti, datetime.fromtimestamp(exp, utcnow().tzinfo))
+    except (JWTError, KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+        raise InvalidToken from exc

@@ -1,0 +1,73 @@
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from models.settings import DatabaseSettings
+
+# Execution option a write transaction sets so SQLite takes the write lock at BEGIN: a deferred
+# transaction that reads, then writes after another writer committed, fails at once with
+# SQLITE_BUSY instead of waiting.
+SQLITE_IMMEDIATE = "sqlite_immediate"
+
+
+def create_engine(settings: DatabaseSettings) -> AsyncEngine:
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, settings)
+    return create_async_engine(
+        url,
+        echo=settings.DB_ECHO,
+        pool_size=settings.DB_POOL_SIZE,
+        max_overflow=settings.DB_MAX_OVERFLOW,
+        pool_timeout=settings.DB_POOL_TIMEOUT,
+        pool_pre_ping=True,
+    )
+
+
+def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
+    if url.startswith("sqlite+aiosqlite:///") and ":memory:" not in url:
+        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        url,
+        echo=settings.DB_ECHO,
+        pool_size=settings.DB_POOL_SIZE,
+        max_overflow=settings.DB_MAX_OVERFLOW,
+        pool_timeout=settings.DB_POOL_TIMEOUT,
+    )
+    busy_ms = settings.SQLITE_BUSY_TIMEOUT_MS
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy, not the driver, emits BEGIN (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit that was answered survives a power cut, also in WAL mode.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(SQLITE_IMMEDIATE)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Objects stay usable after commit: responses are built from them.
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def begin_write(session: AsyncSession) -> None:
+    """Start the session's transaction as a writer (BEGIN IMMEDIATE on SQLite, no-op elsewhere)."""
+    await session.connection(execution_options={SQLITE_IMMEDIATE: True})

@@ -1,0 +1,38 @@
+"""Database and environment settings (read from the environment and `.env`)."""
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    ENVIRONMENT: Environment = Environment.development
+    DATA_DIR: Path = Path("data")
+    # Empty means SQLite at DATA_DIR/inventory.db.
+    DATABASE_URL: str = ""
+    DB_POOL_SIZE: int = Field(default=10, ge=1, le=200)
+    DB_MAX_OVERFLOW: int = Field(default=20, ge=0, le=500)
+    DB_POOL_TIMEOUT: float = Field(default=30.0, gt=0)
+    DB_ECHO: bool = False
+    SQLITE_BUSY_TIMEOUT_MS: int = Field(default=5000, ge=0)
+
+    @property
+    def database_url(self) -> str:
+        if self.DATABASE_URL:
+            return self.DATABASE_URL
+        return f"sqlite+aiosqlite:///{self.DATA_DIR / 'inventory.db'}"
+
+
+@lru_cache
+def get_database_settings() -> DatabaseSettings:
+    return DatabaseSettings()

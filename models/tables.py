@@ -1,0 +1,9 @@
+"""Every table, imported once so `Base.metadata` is complete (Alembic and tests use this)."""
+
+from models.base import Base
+from models.item import Item
+from models.user import AuthSession, User
+
+metadata = Base.metadata
+
+__all__ = ["AuthSession", "Base", "Item", "User", "metadata"]
