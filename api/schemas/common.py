@@ -42,12 +42,6 @@ class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Page(BaseModel):
-    total: int
-    skip: int
-    limit: int
-
-
 class Message(BaseModel):
     message: str
 

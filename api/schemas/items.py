@@ -4,7 +4,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from api.schemas.common import MAX_INT32, Input, Label, Line, Page, Text
+from api.schemas.common import MAX_INT32, Input, Label, Line, Text
 
 Name = Annotated[Label, Field(min_length=1, max_length=200, examples=["Hex bolt M8"])]
 Quantity = Annotated[int, Field(ge=0, le=MAX_INT32, strict=True, examples=[40])]
@@ -58,8 +58,11 @@ class ItemOut(BaseModel):
     item: ItemRead
 
 
-class ItemList(Page):
+class ItemList(BaseModel):
     items: list[ItemRead]
+    total: int
+    skip: int
+    limit: int
 
 
 class ItemSort(StrEnum):

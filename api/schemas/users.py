@@ -3,7 +3,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from api.schemas.common import Input, Label, Line, Page
+from api.schemas.common import Input, Label, Line
 from models.enums import Role
 
 Username = Annotated[
@@ -37,8 +37,11 @@ class UserOut(BaseModel):
     user: UserRead
 
 
-class UserList(Page):
+class UserList(BaseModel):
     users: list[UserRead]
+    total: int
+    skip: int
+    limit: int
 
 
 class UserCreate(Input):
