@@ -5,7 +5,7 @@ import hmac
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import tokens
@@ -41,6 +41,11 @@ def _pair(login: AuthSession) -> TokenPair:
 
 
 async def start(db: AsyncSession, user: User) -> TokenPair:
+    # Expired logins of this user are dead weight; a revoked one is kept until it expires,
+    # so a replayed refresh token of it is still recognised.
+    await db.execute(
+        delete(AuthSession).where(AuthSession.user_id == user.id, AuthSession.expires_at < utcnow())
+    )
     login = AuthSession(id=uuid.uuid4().hex, user_id=user.id)
     pair = _pair(login)
     db.add(login)

@@ -37,7 +37,7 @@ async def get_item(
 ) -> ItemOut | Response:
     """The item, with its `ETag` (send it back in `If-Match` to update safely)."""
     tag = items.etag(item)
-    if if_none_match is not None and items.etag_matches(if_none_match, item):
+    if if_none_match is not None and items.etag_matches(if_none_match, item, weak=True):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
     response.headers["ETag"] = tag
     return ItemOut(item=ItemRead.model_validate(item))

@@ -1,7 +1,7 @@
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from api.schemas.common import Input, Label, Line
 from models.enums import Role
@@ -61,6 +61,13 @@ class UserUpdate(ProfileUpdate):
     role: Role | None = None
     is_active: bool | None = Field(default=None, strict=True)
     password: Password | None = None
+
+    @model_validator(mode="after")
+    def _not_null(self) -> Self:
+        for field in ("role", "is_active", "password"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} may not be null")
+        return self
 
 
 class PasswordChange(Input):

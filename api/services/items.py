@@ -20,13 +20,17 @@ def etag(item: Item) -> str:
     return f'"{item.version}"'
 
 
-def etag_matches(header: str, item: Item) -> bool:
-    """RFC 9110 If-Match / If-None-Match: a list of tags or `*`; weak prefixes compare equal."""
+def etag_matches(header: str, item: Item, *, weak: bool = False) -> bool:
+    """RFC 9110: a list of tags or `*`. If-Match compares strongly (a `W/` tag never matches),
+    If-None-Match weakly."""
     current = etag(item)
-    return any(
-        tag.strip() in ("*", current) or tag.strip().removeprefix("W/") == current
-        for tag in header.split(",")
-    )
+    for raw in header.split(","):
+        tag = raw.strip()
+        if weak:
+            tag = tag.removeprefix("W/")
+        if tag in ("*", current):
+            return True
+    return False
 
 
 async def get(db: AsyncSession, item_id: int) -> Item:
