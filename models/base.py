@@ -18,6 +18,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def same_as_created(context: Any) -> Any:
+    """Column default for `updated_at`: a new row's two timestamps are equal."""
+    return context.get_current_parameters()["created_at"]
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp that is always timezone-aware UTC, also on SQLite (which stores no offset)."""
 
