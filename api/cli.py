@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import DomainError
+from api.logs import configure_logging
 from api.schemas.users import UserCreate, UserUpdate
 from api.services import users
 from auth.secret import InsecureSecretKey, get_secret_key
@@ -99,6 +100,9 @@ def serve(args: argparse.Namespace) -> None:
         reload=args.reload,
         server_header=False,
         proxy_headers=False,
+        # api/request_log.py writes the access log; logging is set up by configure_logging.
+        access_log=False,
+        log_config=None,
     )
 
 
@@ -162,6 +166,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    configure_logging()
     try:
         args.run(args)
     except (CommandError, DomainError, InsecureSecretKey) as exc:

@@ -49,6 +49,8 @@ class Page(BaseModel):
 
 
 class Message(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"message": "Item deleted"}]})
+
     message: str
 
 
