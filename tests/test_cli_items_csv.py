@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.commands import items_csv
 from api.errors import Conflict
 from api.services import items as item_services
 from models.enums import Role
@@ -186,24 +187,25 @@ async def test_a_failure_while_writing_rolls_back_every_row(
 ) -> None:
     await make_item(db, name="Bolt", quantity=5, sku="A")
     before = await _items(db)
-    create = item_services.create
+    new = item_services.new
     calls = 0
 
-    async def fail_on_the_third(*args: Any, **kwargs: Any) -> Item:
+    def fail_on_the_third(*args: Any, **kwargs: Any) -> Item:
         nonlocal calls
         calls += 1
         if calls == 3:
             raise Conflict("the database said no")
-        return await create(*args, **kwargs)
+        return new(*args, **kwargs)
 
-    monkeypatch.setattr(item_services, "create", fail_on_the_third)
+    monkeypatch.setattr(item_services, "new", fail_on_the_third)
+    monkeypatch.setattr(items_csv, "_FLUSH_EVERY", 2)  # so the first two reach the database
     file = _csv(tmp_path, HEADER + "A,Bolt,7,\nB,One,1,\nC,Two,2,\nD,Three,3,\n")
 
     assert await run_cli("import", file, "--as", "stock") == 1
 
     assert capsys.readouterr().err == "inventory: error: the database said no\n"
     assert calls == 3
-    assert await _items(db) == before  # the update of A and the two creates are gone too
+    assert await _items(db) == before  # the update of A and the creates before are gone too
 
 
 @pytest.mark.parametrize(
