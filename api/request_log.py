@@ -5,15 +5,15 @@ in this one, so it also sees the answers Starlette's outer layers make (a 500, a
 """
 
 import logging
+import os
 import re
 import time
-import uuid
 from contextvars import ContextVar
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "x-request-id"
+_HEADER_BYTES = HEADER.encode()
 # A client's id is echoed only if it is safe to put in a log line and a header.
 _SANE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _MAX_PATH = 512
@@ -32,12 +32,12 @@ def current_request_id() -> str:
 
 def _incoming_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
-        if name == HEADER.encode():
+        if name == _HEADER_BYTES:
             candidate = value.decode("latin-1")
             if _SANE_ID.fullmatch(candidate):
                 return str(candidate)
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def _loggable_path(scope: Scope) -> str:
@@ -61,12 +61,13 @@ class RequestLogMiddleware:
         start = time.perf_counter()
         status = 500
 
+        id_header = (_HEADER_BYTES, request_id.encode())
+
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers[HEADER] = request_id
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:
@@ -77,21 +78,25 @@ class RequestLogMiddleware:
             if not scope.get(ERROR_LOGGED):
                 raise
         finally:
-            duration_ms = (time.perf_counter() - start) * 1000
-            method, path = scope["method"], _loggable_path(scope)
-            log.info(
-                "%s %s %d %.1fms id=%s",
-                method,
-                path,
-                status,
-                duration_ms,
-                request_id,
-                extra={
-                    "method": method,
-                    "path": path,
-                    "status": status,
-                    "duration_ms": round(duration_ms, 1),
-                    "request_id": request_id,
-                },
-            )
             _request_id.reset(token)
+            if log.isEnabledFor(logging.INFO):
+                _log(scope, status, (time.perf_counter() - start) * 1000, request_id)
+
+
+def _log(scope: Scope, status: int, duration_ms: float, request_id: str) -> None:
+    method, path = scope["method"], _loggable_path(scope)
+    log.info(
+        "%s %s %d %.1fms id=%s",
+        method,
+        path,
+        status,
+        duration_ms,
+        request_id,
+        extra={
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(duration_ms, 1),
+            "request_id": request_id,
+        },
+    )
