@@ -26,7 +26,8 @@ def install_docs(app: FastAPI, openapi_url: str) -> None:
             swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
             swagger_favicon_url=favicon,
-            swagger_ui_parameters=app.swagger_ui_parameters,
+            # No badge from the online validator: it would send the schema to swagger.io.
+            swagger_ui_parameters={**(app.swagger_ui_parameters or {}), "validatorUrl": None},
         )
 
     @app.get("/redoc", include_in_schema=False)

@@ -19,6 +19,11 @@ async def test_docs_pages_load_nothing_from_elsewhere(client: AsyncClient, page:
     assert "https://" not in r.text
 
 
+async def test_swagger_ui_does_not_call_the_online_validator(client: AsyncClient) -> None:
+    r = await client.get("/docs")
+    assert '"validatorUrl": null' in r.text
+
+
 @pytest.mark.parametrize(
     ("asset", "media_type"),
     [
