@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: run install install-dev test test-postgres lint check ci bench lock clean
+.PHONY: run install install-dev test test-postgres lint check ci bench lock clean e2e chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,17 @@ check: install-dev
 	  status=$$?; rm -rf .check; exit $$status
 
 ci: test lint check test-postgres
+
+## The browser test of /docs (tests/e2e): Debian's chromium, installed with apt when missing
+## (Playwright's own browser download cannot work offline). `make test` runs it too when
+## chromium is there, and skips it otherwise.
+e2e: install-dev chromium
+	$(BIN)/pytest -m e2e
+
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
 ## Benchmarks (not part of the tests); see bench/README.md.
 bench: install-dev

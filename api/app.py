@@ -2,10 +2,16 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
+from api.docs import install_docs
 from api.errors import install_error_handlers
+from api.logs import configure_logging
+from api.openapi import operation_id, refine
+from api.request_log import RequestLogMiddleware
 from api.routers import health, items, users
 from api.settings import get_api_settings
 from auth.router import router as auth_router
@@ -33,19 +39,35 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.dispose()
 
 
+class InventoryAPI(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outermost, so the request log sees every answer, Starlette's own 500 included.
+        return RequestLogMiddleware(super().build_middleware_stack())
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            refine(super().openapi(), self.routes)
+        return super().openapi()
+
+
 def create_app() -> FastAPI:
     settings = get_api_settings()
+    configure_logging()
     docs = settings.DOCS_ENABLED
-    app = FastAPI(
+    app = InventoryAPI(
         title=settings.PROJECT_NAME,
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        # Served by api/docs.py from local files, not FastAPI's CDN links.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
         swagger_ui_parameters={"persistAuthorization": False},
+        generate_unique_id_function=operation_id,
     )
+    if docs:
+        install_docs(app, "/openapi.json")
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(items.router)

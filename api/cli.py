@@ -1,58 +1,32 @@
-"""`inventory`: serve, migrate, and recover accounts from the command line."""
+"""`inventory`: serve the API, migrate the database, manage users and move items in and out
+as CSV. `inventory COMMAND --help` tells more about each command."""
 
 import argparse
-import asyncio
-import getpass
 import secrets
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.commands import items_csv
+from api.commands import users as users_commands
+from api.commands.common import CommandError, add_command
+
+# The shared helpers, under the names the commands in this file have always used.
+from api.commands.common import read_password as _read_password
+from api.commands.common import run_in_session as _run_in_session
+from api.commands.common import validation_message as _validation_message
 from api.errors import DomainError
+from api.logs import configure_logging
 from api.schemas.users import UserCreate, UserUpdate
 from api.services import users
 from auth.secret import InsecureSecretKey, get_secret_key
 from auth.settings import get_auth_settings
 from models import migrations
-from models.engine import create_engine, create_sessionmaker
 from models.enums import Role
-from models.settings import get_database_settings
 from models.user import User
-
-T = TypeVar("T")
-
-
-class CommandError(Exception):
-    pass
-
-
-def _run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    async def run() -> T:
-        engine = create_engine(get_database_settings())
-        try:
-            async with create_sessionmaker(engine)() as session, session.begin():
-                return await work(session)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
-
-
-def _read_password(prompt: str) -> str:
-    if not sys.stdin.isatty():
-        return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass(prompt)
-    if getpass.getpass("Repeat it: ") != first:
-        raise CommandError("the two passwords differ")
-    return first
-
-
-def _validation_message(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
 
 def migrate() -> None:
@@ -99,6 +73,9 @@ def serve(args: argparse.Namespace) -> None:
         reload=args.reload,
         server_header=False,
         proxy_headers=False,
+        # api/request_log.py writes the access log; logging is set up by configure_logging.
+        access_log=False,
+        log_config=None,
     )
 
 
@@ -134,34 +111,63 @@ def set_password(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="inventory", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="inventory",
+        description=__doc__,
+        epilog="Settings come from the environment or .env (see .env.example).",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("serve", help="migrate, ensure the first admin, and serve the API")
+    s = add_command(
+        sub,
+        "serve",
+        "migrate, ensure the first admin, and serve the API",
+        "Creates the first admin (FIRST_ADMIN_USERNAME) when there are no users; without\n"
+        "FIRST_ADMIN_PASSWORD its password is generated and printed once.\n"
+        "Logs one line per request (LOG_FORMAT=json for JSON lines).",
+    )
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     s.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     s.add_argument("--reload", action="store_true", help="restart on code changes (development)")
     s.set_defaults(run=serve)
 
-    m = sub.add_parser("migrate", help="apply the database migrations")
+    m = add_command(sub, "migrate", "apply the database migrations (DATABASE_URL or DATA_DIR)")
     m.set_defaults(run=lambda _args: migrate())
 
-    c = sub.add_parser(
-        "create-user", help="create a user; the password is prompted or read from standard input"
+    c = add_command(
+        sub,
+        "create-user",
+        "create a user; the password is prompted or read from standard input",
+        "Example: echo 'a long password' | inventory create-user bob --role editor",
     )
-    c.add_argument("username")
-    c.add_argument("--role", choices=[r.value for r in Role], default=Role.viewer.value)
+    c.add_argument("username", help="3-50 letters, digits or ._@- (case does not matter)")
+    c.add_argument(
+        "--role",
+        choices=[r.value for r in Role],
+        default=Role.viewer.value,
+        help="what they may do (default: viewer)",
+    )
     c.set_defaults(run=create_user)
 
-    w = sub.add_parser("set-password", help="set a user's password (recovers a lost admin)")
-    w.add_argument("username")
+    w = add_command(
+        sub,
+        "set-password",
+        "set a user's password (recovers a lost admin)",
+        "The password is prompted twice, or read from standard input. Every login of that\n"
+        "user ends.",
+    )
+    w.add_argument("username", help="whose password to set")
     w.set_defaults(run=set_password)
+
+    users_commands.register(sub)
+    items_csv.register(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    configure_logging()
     try:
         args.run(args)
     except (CommandError, DomainError, InsecureSecretKey) as exc:

@@ -8,6 +8,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from api.request_log import ERROR_LOGGED, current_request_id
+
 log = logging.getLogger("api")
 
 
@@ -61,14 +63,16 @@ async def _stale_data(_request: Request, _exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    request_id = request.headers.get("x-request-id", "-")
+    request_id = current_request_id()
     log.error(
-        "unhandled error on %s %s [request %s]",
+        "unhandled error on %s %s id=%s",
         request.method,
         request.url.path,
         request_id,
         exc_info=exc,
+        extra={"request_id": request_id},
     )
+    request.scope[ERROR_LOGGED] = True
     return JSONResponse(error_body("Internal server error"), status_code=500)
 
 

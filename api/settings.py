@@ -1,8 +1,14 @@
 """HTTP-facing settings (read from the environment and `.env`)."""
 
+from enum import StrEnum
 from functools import lru_cache
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
 
 
 class ApiSettings(BaseSettings):
@@ -12,6 +18,8 @@ class ApiSettings(BaseSettings):
     # Serve /docs, /redoc and /openapi.json.
     DOCS_ENABLED: bool = True
     LOG_LEVEL: str = "INFO"
+    # text: one readable line per event; json: one JSON object per line (for log shippers).
+    LOG_FORMAT: LogFormat = LogFormat.text
 
 
 @lru_cache

@@ -43,6 +43,8 @@ class Input(BaseModel):
 
 
 class Message(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"message": "Item deleted"}]})
+
     message: str
 
 

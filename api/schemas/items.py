@@ -3,6 +3,7 @@ from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic.config import JsonDict
 
 from api.schemas.common import MAX_INT32, Input, Label, Line, Text
 
@@ -11,8 +12,30 @@ Quantity = Annotated[int, Field(ge=0, le=MAX_INT32, strict=True, examples=[40])]
 Description = Annotated[Text, Field(max_length=2000, examples=["Zinc plated, 40 mm"])]
 Sku = Annotated[Label, Field(min_length=1, max_length=64, examples=["BOLT-M8-40"])]
 
+# Shown in /docs and in generated clients.
+ITEM_EXAMPLE: JsonDict = {
+    "id": 1,
+    "name": "Hex bolt M8",
+    "quantity": 40,
+    "description": "Zinc plated, 40 mm",
+    "sku": "BOLT-M8-40",
+    "image_src": None,
+    "image_url": None,
+    "created_at": "2026-01-05T09:30:00Z",
+    "updated_at": "2026-01-05T09:30:00Z",
+    "version": 1,
+}
+
 
 class ItemCreate(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "Hex bolt M8", "quantity": 40, "sku": "BOLT-M8-40"},
+            ]
+        }
+    )
+
     name: Name
     quantity: Quantity
     description: Description | None = None
@@ -21,6 +44,8 @@ class ItemCreate(Input):
 
 class ItemUpdate(Input):
     """Only the fields sent change; `description` and `sku` may be null to clear them."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"quantity": 38}]})
 
     name: Name | None = None
     quantity: Quantity | None = None
@@ -36,7 +61,7 @@ class ItemUpdate(Input):
 
 
 class ItemRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [ITEM_EXAMPLE]})
 
     id: int
     name: str
@@ -55,10 +80,18 @@ class ItemRead(BaseModel):
 
 
 class ItemOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"item": ITEM_EXAMPLE}]})
+
     item: ItemRead
 
 
 class ItemList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"items": [ITEM_EXAMPLE], "total": 1, "skip": 0, "limit": 20}]
+        }
+    )
+
     items: list[ItemRead]
     total: int
     skip: int

@@ -2,6 +2,7 @@ from datetime import datetime
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic.config import JsonDict
 
 from api.schemas.common import Input, Label, Line
 from models.enums import Role
@@ -19,9 +20,25 @@ Username = Annotated[
 Password = Annotated[str, Field(min_length=8, max_length=128, examples=["correct horse battery"])]
 FullName = Annotated[Label, Field(min_length=1, max_length=200, examples=["Alice Smith"])]
 
+# Shown in /docs and in generated clients.
+USER_EXAMPLE: JsonDict = {
+    "id": 2,
+    "username": "alice",
+    "email": "alice@example.com",
+    "full_name": "Alice Smith",
+    "role": "editor",
+    "is_active": True,
+    "created_at": "2026-01-05T09:30:00Z",
+    "updated_at": "2026-01-05T09:30:00Z",
+}
+
+
+def _examples(*examples: JsonDict) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
 
 class UserRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [USER_EXAMPLE]})
 
     id: int
     username: str
@@ -34,10 +51,14 @@ class UserRead(BaseModel):
 
 
 class UserOut(BaseModel):
+    model_config = _examples({"user": USER_EXAMPLE})
+
     user: UserRead
 
 
 class UserList(BaseModel):
+    model_config = _examples({"users": [USER_EXAMPLE], "total": 1, "skip": 0, "limit": 20})
+
     users: list[UserRead]
     total: int
     skip: int
@@ -45,6 +66,10 @@ class UserList(BaseModel):
 
 
 class UserCreate(Input):
+    model_config = _examples(
+        {"username": "alice", "password": "correct horse battery", "role": "editor"}
+    )
+
     username: Username
     password: Password
     role: Role = Role.viewer
@@ -53,11 +78,15 @@ class UserCreate(Input):
 
 
 class ProfileUpdate(Input):
+    model_config = _examples({"full_name": "Alice Smith", "email": "alice@example.com"})
+
     email: EmailStr | None = None
     full_name: FullName | None = None
 
 
 class UserUpdate(ProfileUpdate):
+    model_config = _examples({"role": "viewer"}, {"is_active": False})
+
     role: Role | None = None
     is_active: bool | None = Field(default=None, strict=True)
     password: Password | None = None
@@ -71,6 +100,10 @@ class UserUpdate(ProfileUpdate):
 
 
 class PasswordChange(Input):
+    model_config = _examples(
+        {"current_password": "correct horse battery", "new_password": "battery staple horse"}
+    )
+
     current_password: Annotated[str, Field(min_length=1, max_length=128)]
     new_password: Password
 

@@ -86,7 +86,8 @@ async def _flush(db: AsyncSession) -> None:
         raise
 
 
-async def create(db: AsyncSession, data: ItemCreate, actor: User) -> Item:
+def new(data: ItemCreate, actor: User) -> Item:
+    """An item not yet in any session: `create` adds and flushes it; a bulk import batches."""
     item = Item(
         name=data.name,
         quantity=0,
@@ -95,6 +96,11 @@ async def create(db: AsyncSession, data: ItemCreate, actor: User) -> Item:
         created_by_id=actor.id,
     )
     set_quantity(item, data.quantity, actor)
+    return item
+
+
+async def create(db: AsyncSession, data: ItemCreate, actor: User) -> Item:
+    item = new(data, actor)
     db.add(item)
     await _flush(db)
     return item

@@ -1,0 +1,73 @@
+"""What every `inventory` command shares: one transaction per command, password prompts and
+one-line error messages."""
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.engine import create_engine, create_sessionmaker
+from models.settings import get_database_settings
+from models.user import User
+
+T = TypeVar("T")
+
+# What `add_subparsers()` returns: each command module registers its commands on it.
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+class CommandError(Exception):
+    """Ends the command with `inventory: error: <message>` and exit status 1."""
+
+
+def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one transaction: committed if it returns, rolled back if it raises."""
+
+    async def run() -> T:
+        engine = create_engine(get_database_settings())
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def read_password(prompt: str) -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(prompt)
+    if getpass.getpass("Repeat it: ") != first:
+        raise CommandError("the two passwords differ")
+    return first
+
+
+def validation_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+async def user_named(db: AsyncSession, username: str) -> User:
+    user = await db.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None:
+        raise CommandError(f"no user named '{username}'")
+    return user
+
+
+def add_command(
+    sub: SubParsers, name: str, summary: str, details: str = "", **kwargs: Any
+) -> argparse.ArgumentParser:
+    """A subcommand whose `--help` says what it does (the summary also shows in the list)."""
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=f"{summary[0].upper()}{summary[1:]}." + (f"\n\n{details}" if details else ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
+    )

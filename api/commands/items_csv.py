@@ -1,0 +1,300 @@
+"""`inventory export FILE` and `inventory import FILE`: items as CSV, matched by sku.
+
+The import is all or nothing: every row is checked first (with the API's ItemCreate), then all
+are written in one transaction through the same service functions the API uses.
+"""
+
+import argparse
+import csv
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncScalarResult, AsyncSession
+
+from api.commands.common import (
+    CommandError,
+    SubParsers,
+    add_command,
+    run_in_session,
+    user_named,
+    validation_message,
+)
+from api.commands.progress import Progress
+from api.schemas.items import ItemCreate, ItemUpdate
+from api.services import items
+from auth.permissions import Capability, allows
+from auth.settings import get_auth_settings
+from models.engine import begin_write
+from models.item import Item
+from models.user import User
+
+COLUMNS = ("sku", "name", "quantity", "description")
+REQUIRED = frozenset({"name", "quantity"})
+_LOOKUP_CHUNK = 500  # skus per SELECT … IN (…)
+_FLUSH_EVERY = 500  # new items sent to the database at once
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+
+FORMAT = """\
+File format: UTF-8 CSV with a header row naming the columns
+  sku, name, quantity, description   (name and quantity required; any order)
+Empty cells mean "none"."""
+
+
+def register(sub: SubParsers) -> None:
+    export = add_command(
+        sub,
+        "export",
+        "write every item to a CSV file",
+        f"{FORMAT}\n\nExample: inventory export items.csv    (or - for standard output)",
+    )
+    export.add_argument("file", help="the CSV file to write (replaced if it exists), or -")
+    export.set_defaults(run=export_items)
+
+    load = add_command(
+        sub,
+        "import",
+        "create or update items from a CSV file, all or nothing",
+        f"{FORMAT}\n\n"
+        "A row whose sku exists updates that item (name, quantity, description); any other\n"
+        "row creates one. Every row is checked first: a bad one stops the import with its\n"
+        "line number and nothing is written. Otherwise all rows are written in one\n"
+        "transaction and a summary is printed.\n\n"
+        "Example: inventory import items.csv --as alice",
+    )
+    load.add_argument("file", help="the CSV file to read, or -")
+    load.add_argument(
+        "--as",
+        dest="actor",
+        metavar="USERNAME",
+        help="the editor or admin the changes are recorded for (default: FIRST_ADMIN_USERNAME)",
+    )
+    load.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: for 1000+ rows when standard error is a terminal)",
+    )
+    load.set_defaults(run=import_items)
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def _cells(item: Item) -> list[str]:
+    return [item.sku or "", item.name, str(item.quantity), item.description or ""]
+
+
+def export_items(args: argparse.Namespace) -> None:
+    to_stdout = args.file == "-"
+
+    async def work(db: AsyncSession) -> int:
+        rows = await db.stream_scalars(
+            select(Item).order_by(Item.id).execution_options(yield_per=500)
+        )
+        if to_stdout:
+            return await _write(sys.stdout, rows)
+        target = Path(args.file)
+        # Written beside the target and renamed over it: a failed export leaves no half file.
+        fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
+        try:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
+                count = await _write(out, rows)
+            os.replace(tmp, target)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return count
+
+    try:
+        count = run_in_session(work)
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.file}: {exc.strerror}") from None
+    print(f"exported {count} items to {args.file}", file=sys.stderr if to_stdout else sys.stdout)
+
+
+async def _write(out: TextIO, rows: AsyncScalarResult[Item]) -> int:
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    count = 0
+    async for item in rows:
+        writer.writerow(_cells(item))
+        count += 1
+    return count
+
+
+# --- import ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    line: int
+    item: ItemCreate
+
+
+def _records(lines: TextIO) -> Iterator[tuple[int, list[str]]]:
+    """(line where the record starts, its cells); blank lines are skipped."""
+    reader = csv.reader(lines, strict=True)
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise CommandError(f"line {start}: not valid CSV ({exc})") from None
+        if cells:
+            yield start, cells
+
+
+def _header(cells: list[str]) -> list[str]:
+    header = [c.strip().lower() for c in cells]
+    unknown = sorted(set(header) - set(COLUMNS))
+    if unknown:
+        raise CommandError(
+            f"line 1: unknown column(s) {', '.join(unknown)}; expected {', '.join(COLUMNS)}"
+        )
+    if len(set(header)) != len(header):
+        raise CommandError("line 1: a column is named twice")
+    missing = sorted(REQUIRED - set(header))
+    if missing:
+        raise CommandError(f"line 1: missing column(s) {', '.join(missing)}")
+    return header
+
+
+def _row(line: int, header: list[str], cells: list[str]) -> Row:
+    if len(cells) != len(header):
+        raise CommandError(f"line {line}: {len(cells)} cells, the header has {len(header)}")
+    values: dict[str, object] = {k: v for k, v in zip(header, cells, strict=True) if v != ""}
+    quantity = str(values.get("quantity", "")).strip()
+    if quantity and _WHOLE_NUMBER.fullmatch(quantity):
+        values["quantity"] = int(quantity)
+    elif "quantity" in values:
+        raise CommandError(f"line {line}: quantity: must be a whole number, not {quantity!r}")
+    try:
+        return Row(line, ItemCreate.model_validate(values))
+    except ValidationError as exc:
+        raise CommandError(f"line {line}: {validation_message(exc)}") from None
+
+
+def parse(lines: TextIO) -> list[Row]:
+    """Every row checked, or CommandError naming the first bad line."""
+    records = _records(lines)
+    first = next(records, None)
+    if first is None:
+        raise CommandError("the file is empty (a header row is needed)")
+    header = _header(first[1])
+    rows: list[Row] = []
+    seen: dict[str, int] = {}
+    for line, cells in records:
+        row = _row(line, header, cells)
+        if row.item.sku is not None:
+            if row.item.sku in seen:
+                first_line = seen[row.item.sku]
+                raise CommandError(
+                    f"line {line}: sku {row.item.sku!r} already appears on line {first_line}"
+                )
+            seen[row.item.sku] = line
+        rows.append(row)
+    return rows
+
+
+def _read(file: str) -> list[Row]:
+    if file == "-":
+        return parse(sys.stdin)
+    try:
+        with open(file, newline="", encoding="utf-8-sig") as lines:  # -sig: a BOM from Excel
+            return parse(lines)
+    except OSError as exc:
+        raise CommandError(f"cannot read {file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{file} is not UTF-8 text") from None
+
+
+async def _editor(db: AsyncSession, username: str) -> User:
+    user = await user_named(db, username)
+    if not user.is_active or not allows(user.role, Capability.edit_items):
+        raise CommandError(
+            f"'{user.username}' may not edit items (needs an active editor or admin)"
+        )
+    return user
+
+
+async def _existing(db: AsyncSession, skus: Sequence[str]) -> dict[str, Item]:
+    found: dict[str, Item] = {}
+    for i in range(0, len(skus), _LOOKUP_CHUNK):
+        chunk = skus[i : i + _LOOKUP_CHUNK]
+        for item in await db.scalars(select(Item).where(Item.sku.in_(chunk))):
+            found[item.sku or ""] = item
+    return found
+
+
+@dataclass
+class Summary:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+async def apply(db: AsyncSession, rows: Sequence[Row], actor: User, progress: Progress) -> Summary:
+    """Create or update every row through the item services; the caller's one transaction
+    commits them together."""
+    existing = await _existing(db, [r.item.sku for r in rows if r.item.sku is not None])
+    summary = Summary()
+    for done, row in enumerate(rows, start=1):
+        data = row.item
+        item = existing.get(data.sku) if data.sku is not None else None
+        if item is None:
+            db.add(items.new(data, actor))  # flushed in batches: one INSERT each is slow
+            summary.created += 1
+            if summary.created % _FLUSH_EVERY == 0:
+                await _flush(db)
+        else:
+            version = item.version
+            changes = ItemUpdate(
+                name=data.name, quantity=data.quantity, description=data.description
+            )
+            await items.update(db, item, changes, actor, if_match=None)
+            if item.version == version:
+                summary.unchanged += 1
+            else:
+                summary.updated += 1
+        progress.update(done)
+    await _flush(db)
+    return summary
+
+
+async def _flush(db: AsyncSession) -> None:
+    try:
+        await db.flush()
+    except IntegrityError:
+        # Only a sku can collide, and only with an item created since the rows were checked.
+        raise CommandError(
+            "an item with one of these skus was just created; run it again"
+        ) from None
+
+
+def import_items(args: argparse.Namespace) -> None:
+    rows = _read(args.file)
+    actor_name = args.actor or get_auth_settings().FIRST_ADMIN_USERNAME
+
+    async def work(db: AsyncSession) -> Summary:
+        await begin_write(db)  # SQLite: take the write lock now, not halfway through
+        actor = await _editor(db, actor_name)
+        enabled = Progress.wanted(len(rows), args.progress)
+        with Progress("importing", len(rows), enabled) as progress:
+            return await apply(db, rows, actor, progress)
+
+    summary = run_in_session(work)
+    print(
+        f"imported {len(rows)} rows from {args.file}: {summary.created} created, "
+        f"{summary.updated} updated, {summary.unchanged} unchanged"
+    )

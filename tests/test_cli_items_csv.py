@@ -1,0 +1,270 @@
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.commands import items_csv
+from api.errors import Conflict
+from api.services import items as item_services
+from models.enums import Role
+from models.item import Item
+from models.user import User
+from tests.cli_runner import run_cli
+from tests.factories import make_item, make_user
+
+HEADER = "sku,name,quantity,description\n"
+
+
+async def _items(db: AsyncSession) -> list[tuple[Any, ...]]:
+    """Every item as the database has it now; ends the read so the next one sees new commits."""
+    rows = await db.execute(
+        select(
+            Item.id,
+            Item.sku,
+            Item.name,
+            Item.quantity,
+            Item.description,
+            Item.version,
+            Item.created_by_id,
+            Item.updated_by_id,
+        ).order_by(Item.id)
+    )
+    result = [tuple(r) for r in rows]
+    await db.commit()  # (the sessionmaker keeps objects loaded on commit; a rollback would not)
+    return result
+
+
+@pytest.fixture
+async def editor(db: AsyncSession) -> User:
+    return await make_user(db, Role.editor, username="stock")
+
+
+def _csv(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "items.csv"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+async def test_export_writes_every_item(
+    db: AsyncSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await make_item(db, name="Hex bolt", quantity=40, sku="BOLT-1", description="zinc, 40 mm")
+    await make_item(db, name='Washer "A", 8 mm', quantity=0)
+    target = tmp_path / "out.csv"
+
+    assert await run_cli("export", str(target)) == 0
+
+    assert target.read_bytes().decode() == (
+        'sku,name,quantity,description\r\nBOLT-1,Hex bolt,40,"zinc, 40 mm"\r\n'
+        ',"Washer ""A"", 8 mm",0,\r\n'
+    )
+    assert capsys.readouterr().out == f"exported 2 items to {target}\n"
+
+
+async def test_export_to_standard_output(
+    db: AsyncSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await make_item(db, name="Nut", quantity=3, sku="NUT")
+    assert await run_cli("export", "-") == 0
+    out = capsys.readouterr()
+    assert out.out == "sku,name,quantity,description\r\nNUT,Nut,3,\r\n"
+    assert out.err == "exported 1 items to -\n"
+
+
+async def test_export_into_a_missing_folder_fails_cleanly(
+    db: AsyncSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run_cli("export", str(tmp_path / "nowhere" / "out.csv")) == 1
+    assert capsys.readouterr().err.startswith("inventory: error: cannot write ")
+    assert not (tmp_path / "nowhere").exists()
+
+
+# --- import ---------------------------------------------------------------------------------
+
+
+async def test_import_creates_and_updates_by_sku(
+    db: AsyncSession, editor: User, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bolt = await make_item(db, name="Bolt", quantity=5, sku="BOLT", description="old")
+    nut = await make_item(db, name="Nut", quantity=9, sku="NUT")
+    file = _csv(
+        tmp_path,
+        HEADER
+        + "BOLT,Hex bolt M8,40,\n"  # update: name, quantity, description cleared
+        + "NUT,Nut,9,\n"  # the same as stored: unchanged
+        + "WASHER,Washer,100,flat\n"  # new sku: created
+        + ",Spring,3,no sku\n",  # no sku: created
+    )
+
+    assert await run_cli("import", file, "--as", "stock") == 0
+
+    assert capsys.readouterr().out == (
+        f"imported 4 rows from {file}: 2 created, 1 updated, 1 unchanged\n"
+    )
+    rows = await _items(db)
+    assert rows[:2] == [
+        (bolt.id, "BOLT", "Hex bolt M8", 40, None, 2, None, editor.id),
+        (nut.id, "NUT", "Nut", 9, None, 1, None, None),
+    ]
+    assert [r[1:] for r in rows[2:]] == [
+        ("WASHER", "Washer", 100, "flat", 1, editor.id, editor.id),
+        (None, "Spring", 3, "no sku", 1, editor.id, editor.id),
+    ]
+
+
+async def test_columns_in_any_order_and_a_multi_line_description(
+    db: AsyncSession, editor: User, tmp_path: Path
+) -> None:
+    file = _csv(tmp_path, 'quantity,name,description\n2,Hook,"line one\nline two"\n')
+    assert await run_cli("import", file, "--as", "stock") == 0
+    assert [r[1:5] for r in await _items(db)] == [(None, "Hook", 2, "line one\nline two")]
+
+
+async def test_export_then_import_changes_nothing(
+    db: AsyncSession, editor: User, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await make_item(db, name="Bolt", quantity=5, sku="BOLT", description="a, b\nc")
+    await make_item(db, name="Nut", quantity=0, sku="NUT")
+    before = await _items(db)
+    file = str(tmp_path / "items.csv")
+    assert await run_cli("export", file) == 0
+    assert await run_cli("import", file, "--as", "stock") == 0
+    assert capsys.readouterr().out.endswith("0 created, 0 updated, 2 unchanged\n")
+    assert await _items(db) == before
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            HEADER + "A,Bolt,1,\nB,Nut,-1,\n",
+            "line 3: quantity: Input should be greater than or equal to 0",
+        ),
+        (
+            HEADER + "A,Bolt,1,\nB,Nut,many,\n",
+            "line 3: quantity: must be a whole number, not 'many'",
+        ),
+        (HEADER + "A,Bolt,1,\nB,,1,\n", "line 3: name: Field required"),
+        (HEADER + "A,Bolt,1,\nB,  ,1,\n", "line 3: name: Value error, must not be blank"),
+        (HEADER + "A,Bolt,1,\nB,Nut,1\n", "line 3: 3 cells, the header has 4"),
+        (HEADER + 'A,Bolt,1,"two\nlines"\nB,Nut,x,\n', "line 4: quantity: must be a whole number"),
+        (HEADER + "A,Bolt,1,\nB,Nut,1,\nA,Again,2,\n", "line 4: sku 'A' already appears on line 2"),
+        ("id,name,quantity\n1,Bolt,1\n", "line 1: unknown column(s) id"),
+        ("name,sku\nBolt,A\n", "line 1: missing column(s) quantity"),
+        ("", "the file is empty"),
+    ],
+)
+async def test_a_bad_row_stops_the_import_and_nothing_is_written(
+    db: AsyncSession,
+    editor: User,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    message: str,
+) -> None:
+    await make_item(db, name="Bolt", quantity=5, sku="A")
+    before = await _items(db)
+
+    assert await run_cli("import", _csv(tmp_path, text), "--as", "stock") == 1
+
+    out = capsys.readouterr()
+    assert out.err.startswith(f"inventory: error: {message}"), out.err
+    assert out.out == ""
+    assert await _items(db) == before
+
+
+async def test_a_failure_while_writing_rolls_back_every_row(
+    db: AsyncSession,
+    editor: User,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await make_item(db, name="Bolt", quantity=5, sku="A")
+    before = await _items(db)
+    new = item_services.new
+    calls = 0
+
+    def fail_on_the_third(*args: Any, **kwargs: Any) -> Item:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise Conflict("the database said no")
+        return new(*args, **kwargs)
+
+    monkeypatch.setattr(item_services, "new", fail_on_the_third)
+    monkeypatch.setattr(items_csv, "_FLUSH_EVERY", 2)  # so the first two reach the database
+    file = _csv(tmp_path, HEADER + "A,Bolt,7,\nB,One,1,\nC,Two,2,\nD,Three,3,\n")
+
+    assert await run_cli("import", file, "--as", "stock") == 1
+
+    assert capsys.readouterr().err == "inventory: error: the database said no\n"
+    assert calls == 3
+    assert await _items(db) == before  # the update of A and the creates before are gone too
+
+
+@pytest.mark.parametrize(
+    ("who", "message"),
+    [
+        ("reader", "'reader' may not edit items (needs an active editor or admin)"),
+        ("nobody", "no user named 'nobody'"),
+    ],
+)
+async def test_the_actor_must_be_an_editor(
+    db: AsyncSession,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    who: str,
+    message: str,
+) -> None:
+    await make_user(db, Role.viewer, username="reader")
+    assert await run_cli("import", _csv(tmp_path, HEADER + ",Bolt,1,\n"), "--as", who) == 1
+    assert capsys.readouterr().err == f"inventory: error: {message}\n"
+    assert await _items(db) == []
+
+
+async def test_the_actor_defaults_to_the_first_admin(
+    db: AsyncSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auth.settings import get_auth_settings
+
+    admin = await make_user(db, Role.admin, username="boss")
+    monkeypatch.setenv("FIRST_ADMIN_USERNAME", "boss")
+    get_auth_settings.cache_clear()
+    assert await run_cli("import", _csv(tmp_path, HEADER + ",Bolt,1,\n")) == 0
+    assert [(r[2], r[6]) for r in await _items(db)] == [("Bolt", admin.id)]
+
+
+async def test_a_progress_bar_when_asked(
+    db: AsyncSession, editor: User, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = "".join(f"SKU-{n},Item {n},{n},\n" for n in range(250))
+    assert (
+        await run_cli("import", _csv(tmp_path, HEADER + rows), "--as", "stock", "--progress") == 0
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("\rimporting [")
+    assert err.endswith(f"[{'#' * 30}] 100% 250/250\n")
+    assert len(await _items(db)) == 250
+
+
+async def test_no_progress_bar_when_not_on_a_terminal(
+    db: AsyncSession, editor: User, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = "".join(f",Item {n},{n},\n" for n in range(1200))
+    assert await run_cli("import", _csv(tmp_path, HEADER + rows), "--as", "stock") == 0
+    out = capsys.readouterr()
+    assert out.err == ""
+    assert out.out.endswith("1200 created, 0 updated, 0 unchanged\n")
+
+
+async def test_import_a_missing_file(
+    db: AsyncSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run_cli("import", str(tmp_path / "nope.csv")) == 1
+    assert capsys.readouterr().err.startswith("inventory: error: cannot read ")
