@@ -1,6 +1,7 @@
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -32,8 +33,9 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
 
 
 def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
-    if url.startswith("sqlite+aiosqlite:///") and ":memory:" not in url:
-        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
         url,
         echo=settings.DB_ECHO,
