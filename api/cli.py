@@ -133,6 +133,19 @@ def set_password(args: argparse.Namespace) -> None:
     print(f"password of '{args.username}' changed; their logins were ended")
 
 
+def prune_images(args: argparse.Namespace) -> None:
+    from api import storage
+    from api.services import images
+
+    names = _run_in_session(images.unreferenced_files)
+    for name in names:
+        if args.delete:
+            storage.delete_file(name)
+        print(f"{'removed' if args.delete else 'unreferenced'}: {name}")
+    hint = "" if args.delete or not names else "; run with --delete to remove them"
+    print(f"{len(names)} unreferenced file(s) in {storage.upload_dir()}{hint}")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inventory", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -157,6 +170,10 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("set-password", help="set a user's password (recovers a lost admin)")
     w.add_argument("username")
     w.set_defaults(run=set_password)
+
+    i = sub.add_parser("prune-images", help="report files in UPLOAD_DIR that no item references")
+    i.add_argument("--delete", action="store_true", help="remove them")
+    i.set_defaults(run=prune_images)
     return p
 
 
