@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -121,8 +121,8 @@ async def asgi_get(app: FastAPI, target: str) -> tuple[int, bytes]:
         await asyncio.Event().wait()  # like a server: nothing more until the client leaves
         raise AssertionError("unreachable")
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     await app(scope_for(target), receive, send)
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
