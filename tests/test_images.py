@@ -47,6 +47,7 @@ async def item(db: AsyncSession) -> Item:
 async def row(db: AsyncSession, item_id: int) -> tuple[str | None, int] | None:
     result = await db.execute(select(Item.image_src, Item.version).where(Item.id == item_id))
     found = result.one_or_none()
+    await db.commit()  # end the read: the next one must see what requests wrote meanwhile
     return None if found is None else (found[0], found[1])
 
 
