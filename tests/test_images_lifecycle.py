@@ -4,14 +4,15 @@ items and failed commits, the files on disk are exactly the files items referenc
 import asyncio
 import os
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import event, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -147,18 +148,21 @@ async def test_failed_commit_of_a_replacement_keeps_the_old_file(
 # --- inventory prune-images ---------------------------------------------------------------
 
 
-def _arrange(referenced_name: str) -> None:
-    async def work() -> None:
+def _in_db(work: Callable[[AsyncSession], Awaitable[object]]) -> None:
+    """For sync tests (the CLI runs its own event loop): run `work` in a committed session."""
+
+    async def run() -> None:
         engine = create_engine(get_database_settings())
         async with create_sessionmaker(engine)() as db:
-            await make_item(db, image_src=referenced_name)
+            await work(db)
+            await db.commit()
         await engine.dispose()
 
-    asyncio.run(work())
+    asyncio.run(run())
 
 
 @pytest.fixture
-def folder_with_orphans(database_url: str, data_dir: Path) -> dict[str, Any]:
+def folder_with_orphans(database_url: str, data_dir: Path) -> Iterator[dict[str, Any]]:
     uploads = data_dir / "uploads"
     uploads.mkdir()
     names = {
@@ -167,13 +171,15 @@ def folder_with_orphans(database_url: str, data_dir: Path) -> dict[str, Any]:
         "legacy": "photo of my cat.jpg",  # from before the server picked names
         "young": "c" * 32 + ".gif",  # may belong to an upload still committing
     }
-    _arrange(names["kept"])
+    _in_db(partial(make_item, image_src=names["kept"]))
     old = 1_000_000_000  # 2001: far older than the grace period
     for key, name in names.items():
         (uploads / name).write_bytes(b"x")
         if key != "young":
             os.utime(uploads / name, (old, old))
-    return {"uploads": uploads, **names}
+    yield {"uploads": uploads, **names}
+    # No app fixture here to empty the tables on PostgreSQL: remove the row ourselves.
+    _in_db(lambda db: db.execute(delete(Item)))
 
 
 def test_prune_images_reports_without_deleting(
