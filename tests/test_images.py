@@ -484,3 +484,22 @@ async def test_static_404_for_names_that_are_not_stored_images(
         r = await client.get(f"/static/{name}")
         assert r.status_code == 404, name
         assert r.json() == {"detail": "Image not found"}
+
+
+# --- OpenAPI -----------------------------------------------------------------------------
+
+
+async def test_openapi_declares_the_upload_body_and_errors(client: AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    upload_op = paths["/item-image/{item_id}"]["patch"]
+    schema = upload_op["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert schema["required"] == ["file"]
+    assert schema["properties"]["file"]["format"] == "binary"  # Swagger UI's file picker
+    assert {"401", "403", "404", "413", "415", "422"} <= set(upload_op["responses"])
+    assert upload_op["security"] == [{"OAuth2PasswordBearer": []}]
+    assert {"401", "403", "404", "422"} <= set(
+        paths["/item-image/{item_id}"]["delete"]["responses"]
+    )
+    static = paths["/static/{file}"]["get"]
+    assert {"200", "304", "404"} <= set(static["responses"])
+    assert "security" not in static
