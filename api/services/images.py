@@ -23,7 +23,10 @@ async def replace(db: AsyncSession, item: Item, request: Request, actor: User) -
     settings = get_api_settings()
     item_id, actor_id = item.id, actor.id
     # Receiving and decoding take as long as the client makes them: hold no transaction
-    # meanwhile (on SQLite that would be the database's write lock). Nothing was written yet.
+    # meanwhile (on SQLite that would be the database's write lock). The guards before this
+    # only read; a dependency that starts writing must not be followed by this rollback.
+    if db.new or db.dirty or db.deleted:
+        raise RuntimeError("unflushed changes would be rolled back")
     await db.rollback()
     with storage.temp_file() as received, storage.temp_file() as cleaned:
         await upload.receive_file(request, received, settings.MAX_UPLOAD_BYTES)
