@@ -48,19 +48,22 @@ async def clean(source: Path, target: Path, max_pixels: int) -> str:
 
 
 def _clean(source: Path, target: Path, max_pixels: int) -> str:
+    too_large = UnsupportedMediaType(
+        f"Image too large: at most {max_pixels} pixels (width x height x frames) are"
+        f" accepted; send a smaller {ACCEPTED} file"
+    )
     try:
         with Image.open(source, formats=list(EXTENSIONS)) as im:
             fmt = str(im.format)
             frames = getattr(im, "n_frames", 1)
             width, height = im.size
             if width * height * frames > max_pixels:
-                raise UnsupportedMediaType(
-                    f"Image too large: at most {max_pixels} pixels (width x height x frames)"
-                    f" are accepted; send a smaller {ACCEPTED} file"
-                )
+                raise too_large
             _encode(im, fmt, frames, target)
     except UnsupportedMediaType:
         raise
+    except Image.DecompressionBombError:
+        raise too_large from None  # Pillow's own, far higher, limit fired first
     except Exception as exc:
         # Hostile input can make a decoder raise nearly anything; none of it is our fault.
         log.info("upload refused by the image decoder: %r", exc)

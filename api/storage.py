@@ -71,6 +71,7 @@ def temp_file() -> Iterator[Path]:
 def place(temp: Path, name: str) -> None:
     """Give a finished temporary file its final name, atomically and durably."""
     folder = upload_dir()
+    os.chmod(temp, 0o644)  # mkstemp's 0600 would keep a proxy serving the folder out
     os.replace(temp, folder / name)
     _fsync_dir(folder)
 
@@ -91,12 +92,12 @@ def remove(name: str) -> None:
         (upload_dir() / name).unlink(missing_ok=True)
 
 
-def settled_files(now: float | None = None) -> list[str]:
+def settled_files() -> list[str]:
     """Regular files directly in the folder, except those younger than the grace period."""
     folder = upload_dir()
     if not folder.is_dir():
         return []
-    cutoff = (now or time.time()) - PRUNE_GRACE_SECONDS
+    cutoff = time.time() - PRUNE_GRACE_SECONDS
     return sorted(
         entry.name
         for entry in os.scandir(folder)

@@ -2,6 +2,8 @@
 
 import hashlib
 import io
+import struct
+import zlib
 from pathlib import Path
 
 from PIL import Image
@@ -63,6 +65,23 @@ def bomb(side: int = 6000) -> bytes:
     out = io.BytesIO()
     Image.new("1", (side, side)).save(out, "PNG", optimize=True)
     return out.getvalue()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that only declares its size: past Pillow's own bomb limit, it fails on open."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
 
 
 def multipart(

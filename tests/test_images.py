@@ -208,6 +208,7 @@ HOSTILE = {
     ),
     "truncated jpeg": (_truncated_jpeg(), b"x.jpg", b"image/jpeg"),
     "decompression bomb": (img.bomb(), b"bomb.png", b"image/png"),
+    "bomb past Pillow's limit": (img.png_header(20_000, 20_000), b"b.png", b"image/png"),
     "empty file": (b"", b"empty.png", b"image/png"),
     "bmp (not accepted)": (b"BM" + b"\x00" * 60, b"x.bmp", b"image/bmp"),
 }
@@ -229,6 +230,7 @@ async def test_not_an_accepted_image_is_415_and_changes_nothing(
     )
     assert status == 415, body
     assert ACCEPTED in str(body["detail"])
+    assert ("Image too large" in str(body["detail"])) == ("bomb" in case)
     assert img.snapshot(tmp_path) == before
     assert await row(db, item.id) == (None, item.version)
 
