@@ -134,6 +134,7 @@ def set_password(args: argparse.Namespace) -> None:
 
 
 def prune_images(args: argparse.Namespace) -> None:
+    # Imports kept here so the command is one self-contained block.
     from api import storage
     from api.services import images
 
@@ -171,8 +172,15 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("username")
     w.set_defaults(run=set_password)
 
-    i = sub.add_parser("prune-images", help="report files in UPLOAD_DIR that no item references")
-    i.add_argument("--delete", action="store_true", help="remove them")
+    i = sub.add_parser(
+        "prune-images",
+        help="report files in UPLOAD_DIR that no item references",
+        description="Lists the files in UPLOAD_DIR that no item references (from folders that\n"
+        "predate the server-named uploads, or a crash); files younger than an hour are left\n"
+        "alone. With --delete, removes them.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    i.add_argument("--delete", action="store_true", help="remove the files listed")
     i.set_defaults(run=prune_images)
     return p
 
