@@ -145,6 +145,25 @@ async def test_failed_commit_of_a_replacement_keeps_the_old_file(
     assert (await state(db))[item.id] == (old, item.version + 1)
 
 
+async def test_concurrent_uploads_to_one_item_leave_one_file(
+    client: AsyncClient, db: AsyncSession, data_dir: Path
+) -> None:
+    editor = await auth_headers(db, await make_user(db, Role.editor))
+    item = await make_item(db)
+
+    async def send(content: bytes) -> int:
+        body, ctype = img.multipart(content)
+        r = await client.patch(f"/item-image/{item.id}", content=body, headers=editor | ctype)
+        return r.status_code
+
+    statuses = await asyncio.gather(*(send(make()) for make in GOOD))
+    assert 200 in statuses
+    assert set(statuses) <= {200, 409}  # 409: a concurrent replacement won (optimistic lock)
+    rows = await state(db)
+    assert img.names(data_dir / "uploads") == referenced(rows)
+    assert len(referenced(rows)) == 1
+
+
 # --- inventory prune-images ---------------------------------------------------------------
 
 
