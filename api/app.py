@@ -12,7 +12,7 @@ from api.errors import install_error_handlers
 from api.logs import configure_logging
 from api.openapi import operation_id, refine
 from api.request_log import RequestLogMiddleware
-from api.routers import health, items, users
+from api.routers import health, images, items, users
 from api.settings import get_api_settings
 from auth.router import router as auth_router
 from auth.secret import get_secret_key
@@ -71,6 +71,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(items.router)
+    app.include_router(images.router)
     app.include_router(users.router)
     app.include_router(health.router)
     return app

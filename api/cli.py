@@ -110,6 +110,20 @@ def set_password(args: argparse.Namespace) -> None:
     print(f"password of '{args.username}' changed; their logins were ended")
 
 
+def prune_images(args: argparse.Namespace) -> None:
+    # Imports kept here so the command is one self-contained block.
+    from api import storage
+    from api.services import images
+
+    names = _run_in_session(images.unreferenced_files)
+    for name in names:
+        if args.delete:
+            storage.delete_file(name)
+        print(f"{'removed' if args.delete else 'unreferenced'}: {name}")
+    hint = "" if args.delete or not names else "; run with --delete to remove them"
+    print(f"{len(names)} unreferenced file(s) in {storage.upload_dir()}{hint}")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="inventory",
@@ -160,6 +174,16 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("username", help="whose password to set")
     w.set_defaults(run=set_password)
 
+    i = add_command(
+        sub,
+        "prune-images",
+        "report files in UPLOAD_DIR that no item references",
+        "Lists the files in UPLOAD_DIR that no item references (from folders that\n"
+        "predate the server-named uploads, or a crash); files younger than an hour are left\n"
+        "alone. With --delete, removes them.",
+    )
+    i.add_argument("--delete", action="store_true", help="remove the files listed")
+    i.set_defaults(run=prune_images)
     users_commands.register(sub)
     items_csv.register(sub)
     return p

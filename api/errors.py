@@ -41,6 +41,16 @@ class PreconditionFailed(DomainError):
     detail = "The resource has changed; reload it and try again"
 
 
+class ContentTooLarge(DomainError):
+    status_code = status.HTTP_413_CONTENT_TOO_LARGE
+    detail = "Content too large"
+
+
+class UnsupportedMediaType(DomainError):
+    status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+    detail = "Unsupported media type"
+
+
 def error_body(detail: str) -> dict[str, Any]:
     return {"detail": detail}
 

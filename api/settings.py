@@ -2,8 +2,12 @@
 
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import Path
 
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.settings import get_database_settings
 
 
 class LogFormat(StrEnum):
@@ -20,6 +24,22 @@ class ApiSettings(BaseSettings):
     LOG_LEVEL: str = "INFO"
     # text: one readable line per event; json: one JSON object per line (for log shippers).
     LOG_FORMAT: LogFormat = LogFormat.text
+
+    # Item images. Unset UPLOAD_DIR means DATA_DIR/uploads (see `upload_dir`).
+    UPLOAD_DIR: Path | None = None
+    MAX_UPLOAD_BYTES: int = Field(default=5 * 1024 * 1024, ge=1)
+    # Width x height x frames; larger images are refused before they are decoded.
+    MAX_IMAGE_PIXELS: int = Field(default=25_000_000, ge=1)
+
+    @field_validator("UPLOAD_DIR", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `UPLOAD_DIR=` in .env must not become Path("") (the working directory).
+        return None if value == "" else value
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.UPLOAD_DIR or get_database_settings().DATA_DIR / "uploads"
 
 
 @lru_cache

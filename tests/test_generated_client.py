@@ -3,6 +3,7 @@ client from /openapi.json without warnings, and that client logs in and creates 
 
 import asyncio
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -31,7 +32,14 @@ async def generated(client: AsyncClient, tmp_path: Path) -> AsyncIterator[Path]:
     schema.write_text((await client.get("/openapi.json")).text)
     # The generator formats its output with ruff, found on PATH.
     env = {**os.environ, "PATH": f"{GENERATOR.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # Item images (GET /static/{file}) are binary: the generator's documented way to take
+    # content types it has no mapping for.
+    config = tmp_path / "config.json"
+    images = ("image/jpeg", "image/png", "image/gif", "image/webp")
+    overrides = dict.fromkeys(images, "application/octet-stream")
+    config.write_text(json.dumps({"content_type_overrides": overrides}))
     command = [str(GENERATOR), "generate", "--path", str(schema), "--meta", "none"]
+    command += ["--config", str(config)]
     command += ["--output-path", str(tmp_path / PACKAGE)]
     done = await asyncio.to_thread(
         subprocess.run, command, env=env, capture_output=True, text=True, check=False

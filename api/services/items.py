@@ -1,15 +1,18 @@
 """Item rules. Services flush, never commit: the request's one commit point does that."""
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import storage
 from api.errors import Conflict, NotFound, PreconditionFailed
 from api.schemas.items import ItemCreate, ItemQuery, ItemUpdate
 from models.item import Item
+from models.transaction_hooks import on_commit
 from models.user import User
 
 ITEM_NOT_FOUND = "Item not found"
@@ -126,5 +129,7 @@ async def update(
 
 
 async def delete(db: AsyncSession, item: Item) -> None:
+    if item.image_src is not None:
+        on_commit(db, partial(storage.remove, item.image_src))
     await db.delete(item)
     await db.flush()

@@ -1,0 +1,66 @@
+"""Item images: the rules. Files follow the transaction: placed before the commit, removed
+again if it fails; a replaced or deleted image's file goes once the commit has succeeded."""
+
+from functools import partial
+
+from anyio import to_thread
+from fastapi import Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api import imaging, storage, upload
+from api.errors import NotFound
+from api.services.items import ITEM_NOT_FOUND
+from api.settings import get_api_settings
+from models.engine import begin_write
+from models.item import Item
+from models.transaction_hooks import on_commit, on_rollback
+from models.user import User
+
+
+async def replace(db: AsyncSession, item: Item, request: Request, actor: User) -> Item:
+    """Store the image in the request's `file` field as the item's image."""
+    settings = get_api_settings()
+    item_id, actor_id = item.id, actor.id
+    # Receiving and decoding take as long as the client makes them: hold no transaction
+    # meanwhile (on SQLite that would be the database's write lock). The guards before this
+    # only read; a dependency that starts writing must not be followed by this rollback.
+    if db.new or db.dirty or db.deleted:
+        raise RuntimeError("unflushed changes would be rolled back")
+    await db.rollback()
+    with storage.temp_file() as received, storage.temp_file() as cleaned:
+        await upload.receive_file(request, received, settings.MAX_UPLOAD_BYTES)
+        extension = await imaging.clean(received, cleaned, settings.MAX_IMAGE_PIXELS)
+        name = storage.new_name(extension)
+        await begin_write(db)
+        current = await db.get(Item, item_id, populate_existing=True)
+        if current is None:
+            raise NotFound(ITEM_NOT_FOUND)
+        on_rollback(db, partial(storage.remove, name))
+        await to_thread.run_sync(storage.place, cleaned, name)
+    _set_image(db, current, name, actor_id)
+    await db.flush()
+    return current
+
+
+async def remove(db: AsyncSession, item: Item, actor: User) -> Item:
+    """Take the item's image away (nothing to do if it has none)."""
+    if item.image_src is not None:
+        _set_image(db, item, None, actor.id)
+        await db.flush()
+    return item
+
+
+def _set_image(db: AsyncSession, item: Item, name: str | None, actor_id: int) -> None:
+    if item.image_src is not None:
+        on_commit(db, partial(storage.remove, item.image_src))
+    item.image_src = name
+    item.updated_by_id = actor_id
+
+
+async def unreferenced_files(db: AsyncSession) -> list[str]:
+    """Files in the upload folder no item references (younger ones are left alone)."""
+    # Files first, references second: an image committed in between counts as referenced.
+    candidates = await to_thread.run_sync(storage.settled_files)
+    referenced = set(await db.scalars(select(Item.image_src).where(Item.image_src.is_not(None))))
+    return [name for name in candidates if name not in referenced]
