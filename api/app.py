@@ -6,10 +6,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.logs import configure_logging
 from api.routers import health, items, users
 from api.settings import get_api_settings
 from auth.router import router as auth_router
 from auth.secret import get_secret_key
+from auth.throttle import connect_redis
 from models.engine import create_engine, create_sessionmaker
 from models.settings import get_database_settings
 
@@ -27,15 +29,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(get_database_settings())
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.login_throttle_redis = redis = connect_redis()
     try:
         yield
     finally:
+        if redis is not None:
+            await redis.aclose()
         await engine.dispose()
 
 
 def create_app() -> FastAPI:
     settings = get_api_settings()
     docs = settings.DOCS_ENABLED
+    configure_logging(settings.LOG_LEVEL)
     app = FastAPI(
         title=settings.PROJECT_NAME,
         description=DESCRIPTION,
