@@ -4,9 +4,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from api import docs as docs_pages
 from api.errors import install_error_handlers
 from api.logs import configure_logging
+from api.middleware import BodySizeLimit, SecurityHeaders
 from api.routers import health, items, users
 from api.settings import get_api_settings
 from auth.router import router as auth_router
@@ -47,14 +50,37 @@ def create_app() -> FastAPI:
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
-        swagger_ui_parameters={"persistAuthorization": False},
+        # /docs and /redoc come from api/docs.py (with their Content-Security-Policy).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=docs_pages.OPENAPI_URL if docs else None,
     )
     install_error_handlers(app)
+    _add_middleware(app)
+    if docs:
+        app.include_router(docs_pages.router)
     app.include_router(auth_router)
     app.include_router(items.router)
     app.include_router(users.router)
     app.include_router(health.router)
     return app
+
+
+def _add_middleware(app: FastAPI) -> None:
+    """The last added runs first: security headers wrap everything, even CORS and 413s."""
+    settings = get_api_settings()
+    app.add_middleware(
+        BodySizeLimit,
+        max_json=settings.MAX_JSON_BODY_BYTES,
+        max_multipart=settings.MAX_MULTIPART_BODY_BYTES,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
+            expose_headers=["ETag", "Location", "Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeaders)
