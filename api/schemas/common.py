@@ -1,6 +1,6 @@
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 MAX_INT32 = 2**31 - 1
 
@@ -36,10 +36,33 @@ Text = Annotated[str, AfterValidator(_text_controls)]
 Id = Annotated[int, Field(ge=1, le=MAX_INT32)]
 
 
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
 class Input(BaseModel):
     """Request bodies: unknown fields are refused (no silent mass assignment)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        # JSON may escape half a surrogate pair ("\ud800"): not text, and no database or
+        # hash function can encode it.
+        if _has_lone_surrogate(data):
+            raise ValueError("strings must be valid Unicode (no lone surrogates)")
+        return data
 
 
 class Page(BaseModel):

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from auth.throttle import get_clock
 from models.enums import Role
@@ -18,13 +18,15 @@ Snapshot = dict[str, list[tuple[Any, ...]]]
 
 
 async def snapshot(db: AsyncSession) -> Snapshot:
-    """Every row of every table, read afresh (the session's own transaction is ended first)."""
-    await db.rollback()
+    """Every committed row of every table, read on a connection of its own (so the test's
+    session and the objects it holds are left alone)."""
     state: Snapshot = {}
-    for table in metadata.sorted_tables:
-        rows = await db.execute(select(table).order_by(*table.primary_key.columns))
-        state[table.name] = [tuple(row) for row in rows]
-    await db.rollback()
+    engine = db.bind
+    assert isinstance(engine, AsyncEngine)
+    async with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            rows = await conn.execute(select(table).order_by(*table.primary_key.columns))
+            state[table.name] = [tuple(row) for row in rows]
     return state
 
 
