@@ -10,6 +10,7 @@ from api import docs as docs_pages
 from api.errors import install_error_handlers
 from api.logs import configure_logging
 from api.middleware import BodySizeLimit, SecurityHeaders
+from api.openapi import install_openapi
 from api.routers import health, items, users
 from api.settings import get_api_settings
 from auth.router import router as auth_router
@@ -59,6 +60,7 @@ def create_app() -> FastAPI:
     _add_middleware(app)
     if docs:
         app.include_router(docs_pages.router)
+    install_openapi(app)
     app.include_router(auth_router)
     app.include_router(items.router)
     app.include_router(users.router)
