@@ -3,6 +3,8 @@
 FastAPI's pages load Swagger UI / ReDoc from cdn.jsdelivr.net, and Swagger UI starts from an
 inline script: that script is allowed by its SHA-256 hash, computed from the very HTML served,
 so no other inline script can run. Both UIs set inline styles, and ReDoc runs a blob: worker.
+Checked in headless Chromium (CDN files from npm served in its place): both pages render and
+the console reports no CSP violation.
 """
 
 import base64
@@ -82,5 +84,5 @@ async def redoc(request: Request) -> HTMLResponse:
         worker_src="blob:",
         style_src="https://fonts.googleapis.com 'unsafe-inline'",
         font_src="https://fonts.gstatic.com",
-        img_src=f"'self' data: {FAVICON}",
+        img_src=f"'self' data: {FAVICON} https://cdn.redoc.ly",  # its "by Redocly" logo
     )
