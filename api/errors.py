@@ -12,7 +12,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException
 
+from api.middleware import API_CSP, SECURITY_HEADERS
+
 log = logging.getLogger("api")
+
+# A 500 is rendered outside every middleware (Starlette's ServerErrorMiddleware is outermost),
+# so it brings its own security headers.
+_ERROR_HEADERS = {
+    name.decode(): value.decode()
+    for name, value in (*SECURITY_HEADERS, (b"content-security-policy", API_CSP))
+}
 
 
 class DomainError(Exception):
@@ -92,7 +101,9 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id,
         exc_info=exc,
     )
-    return JSONResponse(error_body("Internal server error"), status_code=500)
+    return JSONResponse(
+        error_body("Internal server error"), status_code=500, headers=_ERROR_HEADERS
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -5,16 +5,24 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 MAX_INT32 = 2**31 - 1
 
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
+# Line breaks that are not C0 characters: one-line fields must not hold them either.
+_UNICODE_BREAKS = frozenset("\u2028\u2029")
+
+
+def _is_control(c: str) -> bool:
+    """C0, DEL and C1 (0x80-0x9f: NEL, and CSI that terminals read as an escape)."""
+    code = ord(c)
+    return code < 32 or 127 <= code < 160
 
 
 def _no_control_chars(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if any(_is_control(c) or c in _UNICODE_BREAKS for c in value):
         raise ValueError("must not contain control characters")
     return value
 
 
 def _text_controls(value: str) -> str:
-    if any((ord(c) < 32 and c not in _ALLOWED_CONTROLS) or ord(c) == 127 for c in value):
+    if any(_is_control(c) and c not in _ALLOWED_CONTROLS for c in value):
         raise ValueError("must not contain control characters other than tab and newline")
     return value
 

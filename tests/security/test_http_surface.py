@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -307,3 +308,18 @@ def test_real_server_sends_no_version_banner(served: str) -> None:
     )
     assert big.status_code == 413
     assert "server" not in big.headers
+
+
+async def test_an_unexpected_error_is_a_bare_500_with_the_headers(app: FastAPI) -> None:
+    async def boom() -> None:
+        raise RuntimeError("internal detail: /srv/secret/path")
+
+    app.add_api_route("/boom", boom)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://testserver") as c:
+        r = await c.get("/boom")
+    assert r.status_code == 500
+    assert r.json() == {"detail": "Internal server error"}
+    for name, value in BASE_HEADERS.items():
+        assert r.headers[name] == value
+    assert "content-security-policy" in r.headers
