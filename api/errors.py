@@ -12,16 +12,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException
 
-from api.middleware import API_CSP, SECURITY_HEADERS
+from api.middleware import DEFAULT_HEADERS
 
 log = logging.getLogger("api")
 
 # A 500 is rendered outside every middleware (Starlette's ServerErrorMiddleware is outermost),
 # so it brings its own security headers.
-_ERROR_HEADERS = {
-    name.decode(): value.decode()
-    for name, value in (*SECURITY_HEADERS, (b"content-security-policy", API_CSP))
-}
+_ERROR_HEADERS = {name.decode(): value.decode() for name, value in DEFAULT_HEADERS}
 
 
 class DomainError(Exception):

@@ -10,13 +10,16 @@ SECURITY_HEADERS = (
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 )
+# What a route sets itself (the docs pages' CSP, an image's caching) is kept.
+DEFAULT_HEADERS = (*SECURITY_HEADERS, (b"content-security-policy", API_CSP))
 # Responses that carry tokens or personal data must not be kept by any cache.
 NO_STORE_PREFIXES = ("/token", "/users", "/logout")
+NO_STORE = ((b"cache-control", b"no-store"),)
 TOO_LARGE = b'{"detail":"Request body too large"}'
 
 
 class SecurityHeaders:
-    """Adds the security headers to every response; a route's own CSP (the docs) is kept."""
+    """Adds the security headers to every response, unless the route set that header itself."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -31,11 +34,8 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in headers}
-                headers.extend(SECURITY_HEADERS)
-                if b"content-security-policy" not in present:
-                    headers.append((b"content-security-policy", API_CSP))
-                if no_store and b"cache-control" not in present:
-                    headers.append((b"cache-control", b"no-store"))
+                extra = DEFAULT_HEADERS + NO_STORE if no_store else DEFAULT_HEADERS
+                headers.extend(h for h in extra if h[0] not in present)
                 message["headers"] = headers
             await send(message)
 
