@@ -91,10 +91,16 @@ async def test_app_does_not_start_in_production_with_the_example_key(
 
 
 def test_serve_refuses_before_serving(
-    production: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    production: pytest.MonkeyPatch, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    production.setenv("ENVIRONMENT", "production")
     production.setenv("SECRET_KEY", DOCUMENTED[0])
     clear_settings()
+
+    def must_not_serve(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("serve started uvicorn with an example key")
+
+    production.setattr("uvicorn.run", must_not_serve)
     assert main(["serve", "--port", "8259"]) == 1
     err = capsys.readouterr().err
     assert "SECRET_KEY" in err
