@@ -88,8 +88,9 @@ def main() -> int:
                 "too_slow,filter_too_much",
             ]
             try:
+                # Run from the scratch directory: schemathesis keeps a cache in its cwd.
                 return subprocess.run(  # noqa: S603
-                    command, cwd=ROOT, env=env, timeout=max_seconds + 120, check=False
+                    command, cwd=data_dir, env=env, timeout=max_seconds + 120, check=False
                 ).returncode
             except subprocess.TimeoutExpired:
                 print("fuzz: schemathesis ran past its time budget", file=sys.stderr)
