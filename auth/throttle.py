@@ -83,7 +83,7 @@ class RedisStore:
 
     PREFIX = "inventory:login-failures:"
 
-    def __init__(self, redis: "Redis") -> None:
+    def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
     async def newest(self, key: str, since: float, count: int) -> Sequence[float]:
@@ -163,7 +163,7 @@ def _key(rule: str, username: str, address: str) -> str:
     return hmac.new(get_secret_key().encode(), message, hashlib.sha256).hexdigest()
 
 
-def connect_redis() -> "Redis | None":
+def connect_redis() -> Redis | None:
     """A Redis client when REDIS_URL is set (the app's lifespan owns and closes it)."""
     url = get_auth_settings().REDIS_URL
     return Redis.from_url(url) if url else None
