@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: run install install-dev test test-postgres lint check ci bench lock clean e2e chromium
+.PHONY: run install install-dev test test-postgres lint check ci bench fuzz lock clean e2e chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,12 @@ check: install-dev
 	rm -rf .check && DATA_DIR=.check $(BIN)/alembic upgrade head && DATA_DIR=.check $(BIN)/alembic check; \
 	  status=$$?; rm -rf .check; exit $$status
 
-ci: test lint check test-postgres
+ci: test lint check test-postgres fuzz
+
+## Property-based API fuzzing (schemathesis) against a real server on a fresh SQLite database,
+## bounded by FUZZ_MAX_EXAMPLES per operation and FUZZ_MAX_SECONDS; see tests/fuzz_api.py.
+fuzz: install-dev
+	$(BIN)/python tests/fuzz_api.py
 
 ## The browser test of /docs (tests/e2e): Debian's chromium, installed with apt when missing
 ## (Playwright's own browser download cannot work offline). `make test` runs it too when

@@ -5,17 +5,20 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.logs import configure_logging
+from api.middleware import BodySizeLimit, SecurityHeaders
 from api.openapi import operation_id, refine
 from api.request_log import RequestLogMiddleware
 from api.routers import health, images, items, users
 from api.settings import get_api_settings
 from auth.router import router as auth_router
 from auth.secret import get_secret_key
+from auth.throttle import connect_redis
 from models.engine import create_engine, create_sessionmaker
 from models.settings import get_database_settings
 
@@ -33,9 +36,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(get_database_settings())
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.login_throttle_redis = redis = connect_redis()
     try:
         yield
     finally:
+        if redis is not None:
+            await redis.aclose()
         await engine.dispose()
 
 
@@ -59,7 +65,7 @@ def create_app() -> FastAPI:
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
-        # Served by api/docs.py from local files, not FastAPI's CDN links.
+        # Served by api/docs.py from local files (not FastAPI's CDN links), with a CSP.
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
@@ -69,9 +75,30 @@ def create_app() -> FastAPI:
     if docs:
         install_docs(app, "/openapi.json")
     install_error_handlers(app)
+    _add_middleware(app)
     app.include_router(auth_router)
     app.include_router(items.router)
     app.include_router(images.router)
     app.include_router(users.router)
     app.include_router(health.router)
     return app
+
+
+def _add_middleware(app: FastAPI) -> None:
+    """The last added runs first: security headers wrap everything, even CORS and 413s."""
+    settings = get_api_settings()
+    app.add_middleware(
+        BodySizeLimit,
+        max_json=settings.MAX_JSON_BODY_BYTES,
+        max_multipart=settings.MAX_MULTIPART_BODY_BYTES,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
+            expose_headers=["ETag", "Location", "Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeaders)

@@ -4,13 +4,22 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException
 
+from api.middleware import DEFAULT_HEADERS
 from api.request_log import ERROR_LOGGED, current_request_id
 
 log = logging.getLogger("api")
+
+# A 500 is rendered outside every middleware (Starlette's ServerErrorMiddleware is outermost),
+# so it brings its own security headers.
+_ERROR_HEADERS = {name.decode(): value.decode() for name, value in DEFAULT_HEADERS}
 
 
 class DomainError(Exception):
@@ -72,6 +81,25 @@ async def _stale_data(_request: Request, _exc: Exception) -> JSONResponse:
     )
 
 
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 shape without each error's `input`: it would echo what was sent,
+    passwords included."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI answers 400 for a body Python's JSON parser gave up on (invalid UTF-8, nesting
+    deeper than its recursion limit, integers of thousands of digits); like any other
+    malformed JSON that is a 422."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, (ValueError, RecursionError)):
+        error = {"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error"}
+        return JSONResponse({"detail": [error]}, status_code=422)
+    return await http_exception_handler(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     request_id = current_request_id()
     log.error(
@@ -83,11 +111,15 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         extra={"request_id": request_id},
     )
     request.scope[ERROR_LOGGED] = True
-    return JSONResponse(error_body("Internal server error"), status_code=500)
+    return JSONResponse(
+        error_body("Internal server error"), status_code=500, headers=_ERROR_HEADERS
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(StaleDataError, _stale_data)
     app.add_exception_handler(Exception, _unexpected)

@@ -3,6 +3,7 @@
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,7 +22,7 @@ class ApiSettings(BaseSettings):
     PROJECT_NAME: str = "Inventory"
     # Serve /docs, /redoc and /openapi.json.
     DOCS_ENABLED: bool = True
-    LOG_LEVEL: str = "INFO"
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # text: one readable line per event; json: one JSON object per line (for log shippers).
     LOG_FORMAT: LogFormat = LogFormat.text
 
@@ -30,6 +31,19 @@ class ApiSettings(BaseSettings):
     MAX_UPLOAD_BYTES: int = Field(default=5 * 1024 * 1024, ge=1)
     # Width x height x frames; larger images are refused before they are decoded.
     MAX_IMAGE_PIXELS: int = Field(default=25_000_000, ge=1)
+
+    # Request bodies larger than this are refused with 413 (every route; multipart uploads
+    # have MAX_MULTIPART_BODY_BYTES instead, and their own per-file limit).
+    MAX_JSON_BODY_BYTES: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Sanity cap for a whole multipart/form-data request; keep it above MAX_UPLOAD_BYTES.
+    MAX_MULTIPART_BODY_BYTES: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3)
+    # Browser origins allowed to call the API, comma-separated (e.g.
+    # https://app.example.com,https://admin.example.com). Empty: CORS stays closed.
+    CORS_ORIGINS: str = ""
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.CORS_ORIGINS.split(",") if o.strip()]
 
     @field_validator("UPLOAD_DIR", mode="before")
     @classmethod

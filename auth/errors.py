@@ -19,3 +19,24 @@ class NotAuthenticatedKeepChanges(NotAuthenticated, KeepChanges):
 class PermissionDenied(HTTPException):
     def __init__(self, detail: str = "Your role does not allow this") -> None:
         super().__init__(status.HTTP_403_FORBIDDEN, detail)
+
+
+class RefreshTokenReused(NotAuthenticatedKeepChanges):
+    """A spent refresh token came back: its login is revoked (and stays so: the change commits)."""
+
+    def __init__(self, user_id: int, session_id: str) -> None:
+        super().__init__("Refresh token already used; this login is revoked")
+        self.user_id = user_id
+        self.session_id = session_id
+
+
+class LoginThrottled(HTTPException):
+    """429: too many failed logins; `Retry-After` says when the window lets one through."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "Too many failed logins; try again later",
+            headers={"Retry-After": str(retry_after)},
+        )
+        self.retry_after = retry_after

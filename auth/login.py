@@ -1,8 +1,10 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth.errors import NotAuthenticated
+from auth import events
+from auth.errors import LoginThrottled, NotAuthenticated, NotAuthenticatedKeepChanges
 from auth.passwords import verify_password
+from auth.throttle import LoginThrottle
 from models.user import User
 
 BAD_CREDENTIALS = "Incorrect username or password"
@@ -20,4 +22,30 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> User:
         raise NotAuthenticated(BAD_CREDENTIALS)
     if new_hash:
         user.password_hash = new_hash
+    return user
+
+
+async def log_in(
+    db: AsyncSession, throttle: LoginThrottle, username: str, password: str, address: str
+) -> User:
+    """`authenticate`, behind the login throttle, with each outcome logged.
+
+    A throttled attempt is refused before any password check (cheap, and no guess is judged).
+    A failure is counted, and its 401 still commits that count (KeepChanges).
+    """
+    try:
+        await throttle.check(username, address)
+    except LoginThrottled as exc:
+        events.emit(
+            "login_throttled", address=address, username=username, retry_after=exc.retry_after
+        )
+        raise
+    try:
+        user = await authenticate(db, username, password)
+    except NotAuthenticated:
+        await throttle.failed(username, address)
+        events.emit("login_failed", address=address, username=username)
+        raise NotAuthenticatedKeepChanges(BAD_CREDENTIALS) from None
+    await throttle.succeeded(username, address)
+    events.emit("login_succeeded", address=address, user_id=user.id, username=user.username)
     return user

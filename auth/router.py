@@ -1,35 +1,62 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from auth import sessions
+from auth import events, sessions
 from auth.deps import CurrentUser, PrincipalDep
-from auth.login import authenticate
+from auth.errors import RefreshTokenReused
+from auth.login import log_in
 from auth.schemas import LogoutRequest, RefreshRequest, TokenPair
+from auth.throttle import LoginThrottleDep
 from models.session import SessionDep
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _401: dict[int | str, dict[str, Any]] = {401: {"description": "Bad credentials or token"}}
+_429: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "Too many failed logins; `Retry-After` says how many seconds to wait",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    }
+}
 
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/token", summary="Log in (OAuth2 password flow)", responses=_401)
+@router.post("/token", summary="Log in (OAuth2 password flow)", responses={**_401, **_429})
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], db: SessionDep, response: Response
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    db: SessionDep,
+    throttle: LoginThrottleDep,
+    request: Request,
+    response: Response,
 ) -> TokenPair:
-    """Exchange a username and password for an access token and a refresh token."""
-    user = await authenticate(db, form.username, form.password)
+    """Exchange a username and password for an access token and a refresh token.
+
+    Repeated failures are throttled (429 with `Retry-After`), even for the right password.
+    """
+    address = events.client_address(request)
+    user = await log_in(db, throttle, form.username, form.password, address)
     response.headers.update(NO_STORE)
     return await sessions.start(db, user)
 
 
 @router.post("/token/refresh", summary="Exchange a refresh token for a new pair", responses=_401)
-async def refresh(body: RefreshRequest, db: SessionDep, response: Response) -> TokenPair:
+async def refresh(
+    body: RefreshRequest, db: SessionDep, request: Request, response: Response
+) -> TokenPair:
     """The refresh token is spent. Presenting a spent one again revokes its whole login."""
     response.headers.update(NO_STORE)
-    return await sessions.rotate(db, body.refresh_token)
+    try:
+        return await sessions.rotate(db, body.refresh_token)
+    except RefreshTokenReused as exc:
+        events.emit(
+            "refresh_token_reused",
+            address=events.client_address(request),
+            user_id=exc.user_id,
+            session_id=exc.session_id,
+        )
+        raise
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, summary="Log out", responses=_401)
@@ -37,6 +64,7 @@ async def logout(
     principal: PrincipalDep,
     _user: CurrentUser,
     db: SessionDep,
+    request: Request,
     body: Annotated[LogoutRequest | None, Body()] = None,
     all_devices: Annotated[bool, Query(alias="all", description="End every login")] = False,
 ) -> None:
@@ -44,7 +72,14 @@ async def logout(
     user_id = principal.user.id
     if all_devices:
         await sessions.revoke_all(db, user_id)
-        return
-    await sessions.revoke(db, user_id, principal.session_id)
-    if body and body.refresh_token:
-        await sessions.revoke_refresh_token(db, user_id, body.refresh_token)
+    else:
+        await sessions.revoke(db, user_id, principal.session_id)
+        if body and body.refresh_token:
+            await sessions.revoke_refresh_token(db, user_id, body.refresh_token)
+    events.emit(
+        "logout",
+        address=events.client_address(request),
+        user_id=user_id,
+        username=principal.user.username,
+        all_devices=all_devices,
+    )

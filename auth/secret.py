@@ -10,6 +10,8 @@ from auth.settings import get_auth_settings
 from models.settings import Environment, get_database_settings
 
 MIN_SECRET_BYTES = 32
+# A random key of 32+ characters has many distinct ones; "aaaa…" or "abcabc…" do not.
+MIN_DISTINCT_CHARS = 12
 # Values that are public (documentation, examples) and so never a secret.
 KNOWN_PUBLIC_KEYS = frozenset({"change-me-to-a-random-string-of-at-least-32-bytes", "x" * 32})
 
@@ -29,8 +31,10 @@ def get_secret_key() -> str:
                 f"SECRET_KEY must be set to at least {MIN_SECRET_BYTES} random bytes in "
                 'production (e.g. python -c "import secrets; print(secrets.token_urlsafe(48))")'
             )
-        if configured in KNOWN_PUBLIC_KEYS:
+        if configured in KNOWN_PUBLIC_KEYS or "change-me" in configured.lower():
             raise InsecureSecretKey("SECRET_KEY is an example value; generate your own")
+        if len(set(configured)) < MIN_DISTINCT_CHARS:
+            raise InsecureSecretKey("SECRET_KEY is not random enough; generate your own")
         return configured
     return configured or _development_key(db.DATA_DIR / "secret_key")
 

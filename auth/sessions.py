@@ -9,7 +9,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import tokens
-from auth.errors import NotAuthenticated, NotAuthenticatedKeepChanges
+from auth.errors import NotAuthenticated, RefreshTokenReused
 from auth.schemas import TokenPair
 from auth.settings import get_auth_settings
 from auth.tokens import TokenType
@@ -65,7 +65,7 @@ async def rotate(db: AsyncSession, refresh_token: str) -> TokenPair:
     if not hmac.compare_digest(login.refresh_token_hash, _digest(refresh_token)):
         login.revoked_at = utcnow()
         await db.flush()
-        raise NotAuthenticatedKeepChanges("Refresh token already used; this login is revoked")
+        raise RefreshTokenReused(login.user_id, login.id)
     user = await db.get(User, login.user_id)
     if user is None or not user.is_active:
         raise NotAuthenticated("Invalid refresh token")

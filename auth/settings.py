@@ -22,6 +22,15 @@ class AuthSettings(BaseSettings):
     ARGON2_PARALLELISM: int = Field(default=1, ge=1, le=64)
     # Hashes computed at once per process (each takes a core and ARGON2_MEMORY_COST_KIB).
     HASH_CONCURRENCY: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    # Login throttling: failed logins counted in a sliding window, per (username, address)
+    # pair, per username and per client address; 0 turns a rule off. See the README.
+    LOGIN_THROTTLE_WINDOW_SECONDS: int = Field(default=600, ge=1, le=24 * 3600)
+    LOGIN_FAILURES_PER_PAIR: int = Field(default=5, ge=0, le=10_000)
+    LOGIN_FAILURES_PER_USERNAME: int = Field(default=20, ge=0, le=10_000)
+    LOGIN_FAILURES_PER_ADDRESS: int = Field(default=50, ge=0, le=10_000)
+    # Keep the throttle's counters in Redis (e.g. redis://127.0.0.1:6379/0) instead of the
+    # database.
+    REDIS_URL: str = ""
     FIRST_ADMIN_USERNAME: str = "admin"
     FIRST_ADMIN_PASSWORD: SecretStr | None = None
 

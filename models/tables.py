@@ -2,8 +2,9 @@
 
 from models.base import Base
 from models.item import Item
+from models.login_failure import LoginFailure
 from models.user import AuthSession, User
 
 metadata = Base.metadata
 
-__all__ = ["AuthSession", "Base", "Item", "User", "metadata"]
+__all__ = ["AuthSession", "Base", "Item", "LoginFailure", "User", "metadata"]

@@ -1,20 +1,28 @@
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 MAX_INT32 = 2**31 - 1
 
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
+# Line breaks that are not C0 characters: one-line fields must not hold them either.
+_UNICODE_BREAKS = frozenset("\u2028\u2029")
+
+
+def _is_control(c: str) -> bool:
+    """C0, DEL and C1 (0x80-0x9f: NEL, and CSI that terminals read as an escape)."""
+    code = ord(c)
+    return code < 32 or 127 <= code < 160
 
 
 def _no_control_chars(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if any(_is_control(c) or c in _UNICODE_BREAKS for c in value):
         raise ValueError("must not contain control characters")
     return value
 
 
 def _text_controls(value: str) -> str:
-    if any((ord(c) < 32 and c not in _ALLOWED_CONTROLS) or ord(c) == 127 for c in value):
+    if any(_is_control(c) and c not in _ALLOWED_CONTROLS for c in value):
         raise ValueError("must not contain control characters other than tab and newline")
     return value
 
@@ -36,10 +44,33 @@ Text = Annotated[str, AfterValidator(_text_controls)]
 Id = Annotated[int, Field(ge=1, le=MAX_INT32)]
 
 
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
 class Input(BaseModel):
     """Request bodies: unknown fields are refused (no silent mass assignment)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        # JSON may escape half a surrogate pair ("\ud800"): not text, and no database or
+        # hash function can encode it.
+        if _has_lone_surrogate(data):
+            raise ValueError("strings must be valid Unicode (no lone surrogates)")
+        return data
 
 
 class Message(BaseModel):

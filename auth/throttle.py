@@ -1,0 +1,185 @@
+"""Login throttling: failed logins counted in sliding windows, shared by every worker.
+
+Three rules, each "at most N failures in the last LOGIN_THROTTLE_WINDOW_SECONDS":
+- per (username, address) pair — tight: it stops one client guessing one account, and it
+  locks out only that client;
+- per username — looser: it stops guessing one account from many addresses, and it is the
+  only rule a stranger can use against a real user, so it must not bite after a few tries;
+- per address — looser still: it stops one client spraying many usernames, while an office
+  behind one NAT address can still mistype passwords.
+Past any rule `/token` answers 429 until enough failures leave the window, even for the right
+password (so guessing cannot go on behind the refusals). Throttled attempts are not counted:
+an attacker cannot extend a lock-out by hammering it. A successful login clears the
+username's and the pair's counts, never the address's (else one valid account would reset
+a sprayer's count).
+
+Counts live in the database (table `login_failures`, written in the request's transaction)
+or, when REDIS_URL is set, in Redis sorted sets. Concurrent failures may overshoot a limit by
+the number of requests in flight; the window still closes.
+"""
+
+import hashlib
+import hmac
+import math
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth.errors import LoginThrottled
+from auth.secret import get_secret_key
+from auth.settings import get_auth_settings
+from models.login_failure import LoginFailure
+from models.session import SessionDep
+
+Clock = Callable[[], float]
+
+
+class ThrottleStore(Protocol):
+    """Failure timestamps (seconds since the epoch) under opaque keys."""
+
+    async def newest(self, key: str, since: float, count: int) -> Sequence[float]:
+        """Up to `count` timestamps after `since`, newest first."""
+
+    async def add(self, keys: Sequence[str], at: float, window: float) -> None:
+        """Record one failure under each key; forget what is older than `window`."""
+
+    async def clear(self, keys: Sequence[str]) -> None: ...
+
+
+class DatabaseStore:
+    """Counts in `login_failures`, in the request's transaction (the 401 commits them)."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def newest(self, key: str, since: float, count: int) -> Sequence[float]:
+        rows = await self.db.scalars(
+            select(LoginFailure.at)
+            .where(LoginFailure.key == key, LoginFailure.at > _dt(since))
+            .order_by(LoginFailure.at.desc())
+            .limit(count)
+        )
+        return [at.timestamp() for at in rows]
+
+    async def add(self, keys: Sequence[str], at: float, window: float) -> None:
+        await self.db.execute(delete(LoginFailure).where(LoginFailure.at <= _dt(at - window)))
+        self.db.add_all(LoginFailure(key=key, at=_dt(at)) for key in keys)
+        await self.db.flush()
+
+    async def clear(self, keys: Sequence[str]) -> None:
+        await self.db.execute(delete(LoginFailure).where(LoginFailure.key.in_(keys)))
+
+
+class RedisStore:
+    """Counts in Redis: one sorted set per key (score = time), expiring with the window."""
+
+    PREFIX = "inventory:login-failures:"
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def newest(self, key: str, since: float, count: int) -> Sequence[float]:
+        found = await self.redis.zrevrangebyscore(
+            self.PREFIX + key, "+inf", f"({since}", start=0, num=count, withscores=True
+        )
+        return [float(pair[1]) for pair in found]
+
+    async def add(self, keys: Sequence[str], at: float, window: float) -> None:
+        member = f"{at}:{secrets.token_hex(4)}"  # unique, so equal timestamps both count
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for key in keys:
+                name = self.PREFIX + key
+                pipe.zadd(name, {member: at})
+                pipe.zremrangebyscore(name, "-inf", at - window)
+                pipe.expire(name, math.ceil(window) + 1)
+            await pipe.execute()
+
+    async def clear(self, keys: Sequence[str]) -> None:
+        await self.redis.delete(*(self.PREFIX + key for key in keys))
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    limit: int
+
+
+class LoginThrottle:
+    def __init__(self, store: ThrottleStore, clock: Clock = time.time) -> None:
+        s = get_auth_settings()
+        self.store = store
+        self.clock = clock
+        self.window = float(s.LOGIN_THROTTLE_WINDOW_SECONDS)
+        self.rules = [
+            Rule(name, limit)
+            for name, limit in (
+                ("pair", s.LOGIN_FAILURES_PER_PAIR),
+                ("username", s.LOGIN_FAILURES_PER_USERNAME),
+                ("address", s.LOGIN_FAILURES_PER_ADDRESS),
+            )
+            if limit > 0
+        ]
+
+    async def check(self, username: str, address: str) -> None:
+        """Raise LoginThrottled if any rule's window is full."""
+        now = self.clock()
+        wait = 0.0
+        for rule in self.rules:
+            times = await self.store.newest(
+                _key(rule.name, username, address), now - self.window, rule.limit
+            )
+            if len(times) >= rule.limit:
+                # The window lets one through once the limit-th newest failure leaves it.
+                wait = max(wait, times[-1] + self.window - now)
+        if wait > 0:
+            raise LoginThrottled(max(1, math.ceil(wait)))
+
+    async def failed(self, username: str, address: str) -> None:
+        keys = [_key(rule.name, username, address) for rule in self.rules]
+        if keys:
+            await self.store.add(keys, self.clock(), self.window)
+
+    async def succeeded(self, username: str, address: str) -> None:
+        await self.store.clear([_key(name, username, address) for name in ("pair", "username")])
+
+
+def _key(rule: str, username: str, address: str) -> str:
+    """An opaque key: HMAC of the rule and its subject, so no typed username is stored."""
+    name = username.strip().lower()
+    subject = {"pair": f"{name}\0{address}", "username": name, "address": address}[rule]
+    message = f"{rule}\0{subject}".encode()
+    return hmac.new(get_secret_key().encode(), message, hashlib.sha256).hexdigest()
+
+
+def connect_redis() -> Redis | None:
+    """A Redis client when REDIS_URL is set (the app's lifespan owns and closes it)."""
+    url = get_auth_settings().REDIS_URL
+    return Redis.from_url(url) if url else None
+
+
+def get_clock() -> Clock:
+    """The throttle's clock; tests override this dependency to move time."""
+    return time.time
+
+
+async def get_login_throttle(
+    request: Request, db: SessionDep, clock: Annotated[Clock, Depends(get_clock)]
+) -> LoginThrottle:
+    redis: Redis | None = getattr(request.app.state, "login_throttle_redis", None)
+    store: ThrottleStore = RedisStore(redis) if redis is not None else DatabaseStore(db)
+    return LoginThrottle(store, clock)
+
+
+LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
