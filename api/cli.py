@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import DomainError
@@ -53,6 +54,16 @@ def _read_password(prompt: str) -> str:
 
 def _validation_message(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+def _database_message(exc: Exception) -> str:
+    # The driver's own words: SQLAlchemy's message also shows the SQL and its parameters,
+    # which can hold a password hash.
+    message = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip()
+    message = message.splitlines()[0] if message else type(exc).__name__
+    if "no such table" in message or "does not exist" in message:
+        message += " (run `inventory migrate` first)"
+    return message
 
 
 def migrate() -> None:
@@ -166,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.run(args)
     except (CommandError, DomainError, InsecureSecretKey) as exc:
         print(f"inventory: error: {exc}", file=sys.stderr)
+        return 1
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"inventory: error: database: {_database_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

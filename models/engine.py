@@ -31,6 +31,10 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     )
 
 
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
     if url.startswith("sqlite+aiosqlite:///") and ":memory:" not in url:
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -54,6 +58,9 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cursor.close()
+        # SQLite's lower() folds ASCII only; case-insensitive searches (icontains) must match
+        # "Ö" with "ö" as they do on PostgreSQL.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:

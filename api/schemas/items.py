@@ -4,7 +4,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from api.schemas.common import MAX_INT32, Input, Label, Line, Page, Text
+from api.schemas.common import MAX_INT32, Input, Label, Line, Page, Text, refuse_null
 
 Name = Annotated[Label, Field(min_length=1, max_length=200, examples=["Hex bolt M8"])]
 Quantity = Annotated[int, Field(ge=0, le=MAX_INT32, strict=True, examples=[40])]
@@ -29,9 +29,7 @@ class ItemUpdate(Input):
 
     @model_validator(mode="after")
     def _required_not_null(self) -> Self:
-        for field in ("name", "quantity"):
-            if field in self.model_fields_set and getattr(self, field) is None:
-                raise ValueError(f"{field} may not be null")
+        refuse_null(self, "name", "quantity")
         return self
 
 

@@ -1,9 +1,10 @@
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
-from api.schemas.common import Input, Label, Line, Page
+from api.schemas.common import Input, Label, Line, Page, refuse_null
+from auth.passwords import MAX_PASSWORD_LENGTH
 from models.enums import Role
 
 Username = Annotated[
@@ -16,7 +17,10 @@ Username = Annotated[
         description="3–50 letters, digits or ._@-; case does not matter",
     ),
 ]
-Password = Annotated[str, Field(min_length=8, max_length=128, examples=["correct horse battery"])]
+Password = Annotated[
+    str,
+    Field(min_length=8, max_length=MAX_PASSWORD_LENGTH, examples=["correct horse battery"]),
+]
 FullName = Annotated[Label, Field(min_length=1, max_length=200, examples=["Alice Smith"])]
 
 
@@ -55,13 +59,20 @@ class ProfileUpdate(Input):
 
 
 class UserUpdate(ProfileUpdate):
+    """Only the fields sent change; `email` and `full_name` may be null to clear them."""
+
     role: Role | None = None
     is_active: bool | None = Field(default=None, strict=True)
     password: Password | None = None
 
+    @model_validator(mode="after")
+    def _required_not_null(self) -> Self:
+        refuse_null(self, "role", "is_active", "password")
+        return self
+
 
 class PasswordChange(Input):
-    current_password: Annotated[str, Field(min_length=1, max_length=128)]
+    current_password: Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
     new_password: Password
 
 
