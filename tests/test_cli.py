@@ -84,6 +84,8 @@ def cli_db(
     monkeypatch.delenv("FIRST_ADMIN_USERNAME", raising=False)
     clear_settings()
     yield url
+    monkeypatch.setenv("DATABASE_URL", url)  # a test may have pointed it elsewhere
+    clear_settings()
     if POSTGRES_URL:
         names = ", ".join(t.name for t in metadata.sorted_tables)
 
@@ -134,6 +136,30 @@ def test_create_user_reads_password_from_stdin(
     assert user is not None
     assert (user.role, user.is_active) == (Role.editor, True)
     assert verifies(GOOD_PASSWORD, user)
+
+
+def test_create_user_before_migrate_is_a_clear_error(
+    cli_db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if POSTGRES_URL:
+        pytest.skip("the PostgreSQL test database is migrated once for the whole run")
+    assert run(monkeypatch, ["create-user", "bob"], GOOD_PASSWORD) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("inventory: error: database: no such table: users")
+    assert "inventory migrate" in err
+    assert "$argon2" not in err  # the SQL parameters (the new hash) are never shown
+    assert "Traceback" not in err
+
+
+def test_unreachable_database_is_a_clear_error(
+    cli_db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://nobody@127.0.0.1:8219/nothing")
+    clear_settings()
+    assert run(monkeypatch, ["set-password", "bob"], GOOD_PASSWORD) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("inventory: error: database: ")
+    assert "8219" in err
 
 
 def test_create_user_defaults_to_viewer(migrated: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -140,6 +140,12 @@ async def test_q_matches_sku_ignoring_case(client: AsyncClient, db: AsyncSession
     assert await _names(client, q="wsh") == ["Washer"]
 
 
+async def test_q_ignores_case_of_non_ascii_letters(client: AsyncClient, db: AsyncSession) -> None:
+    await make_item(db, name="ÜBERGRÖSSE Ölfilter")
+    await make_item(db, name="Oil filter")
+    assert await _names(client, q="ölfilter") == ["ÜBERGRÖSSE Ölfilter"]
+
+
 async def test_q_total_counts_matches_only(client: AsyncClient, db: AsyncSession) -> None:
     await make_item(db, name="Bolt A")
     await make_item(db, name="Bolt B")

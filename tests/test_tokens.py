@@ -96,6 +96,27 @@ async def test_bad_credentials_are_401(
     assert await count(db, AuthSession) == 0
 
 
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [("ali\x00ce", PASSWORD), ("alice", "p" * 129), ("alice", PASSWORD + "x" * 5000)],
+    ids=["NUL in username", "129-char password", "5000-char password"],
+)
+async def test_impossible_credentials_are_401(
+    client: AsyncClient, db: AsyncSession, user: User, username: str, password: str
+) -> None:
+    """Input no account can have is just wrong credentials, never a server error."""
+    r = await client.post("/token", data={"username": username, "password": password})
+    assert_401(r)
+    assert r.json() == BAD_CREDENTIALS
+    assert await count(db, AuthSession) == 0
+
+
+async def test_longest_allowed_password_logs_in(client: AsyncClient, db: AsyncSession) -> None:
+    await make_user(db, username="long", password="p" * 128)
+    r = await client.post("/token", data={"username": "long", "password": "p" * 128})
+    assert r.status_code == 200
+
+
 async def test_disabled_user_cannot_log_in(client: AsyncClient, db: AsyncSession) -> None:
     await make_user(db, username="sleepy", is_active=False)
     r = await client.post("/token", data={"username": "sleepy", "password": PASSWORD})

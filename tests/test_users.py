@@ -477,6 +477,40 @@ async def test_patch_user_rejects_invalid_body(
     assert await row(db, User, viewer.id) == before
 
 
+@pytest.mark.parametrize("field", ["role", "is_active", "password"])
+async def test_patch_user_null_for_required_field_is_422(
+    client: AsyncClient, db: AsyncSession, admin_headers: dict[str, str], viewer: User, field: str
+) -> None:
+    before = await row(db, User, viewer.id)
+    r = await client.patch(f"/users/{viewer.id}", json={field: None}, headers=admin_headers)
+    assert r.status_code == 422
+    assert await row(db, User, viewer.id) == before
+
+
+async def test_patch_user_duplicate_email_is_409(
+    client: AsyncClient, db: AsyncSession, admin_headers: dict[str, str], viewer: User
+) -> None:
+    other = await make_user(db, email="other@example.com")
+    before = await row(db, User, other.id)
+    r = await client.patch(
+        f"/users/{other.id}", json={"email": "Vera@Example.com"}, headers=admin_headers
+    )
+    assert r.status_code == 409
+    assert r.json() == {"detail": "A user with this e-mail already exists"}
+    assert await row(db, User, other.id) == before
+
+
+async def test_list_users_q_ignores_case_of_non_ascii_letters(
+    client: AsyncClient, db: AsyncSession, admin_headers: dict[str, str]
+) -> None:
+    user = await make_user(db, username="zoe")
+    user.full_name = "ZOË ÅBERG"
+    db.add(user)
+    await db.commit()
+    r = await client.get("/users", params={"q": "åberg"}, headers=admin_headers)
+    assert [u["username"] for u in r.json()["users"]] == ["zoe"]
+
+
 async def test_disabling_user_revokes_their_tokens(
     client: AsyncClient, db: AsyncSession, admin_headers: dict[str, str], viewer: User
 ) -> None:
