@@ -173,6 +173,12 @@ async def test_q_with_escape_character_is_literal(client: AsyncClient, db: Async
     assert await _names(client, q="n/o") == ["in/out"]
 
 
+async def test_q_with_backslash_is_literal(client: AsyncClient, db: AsyncSession) -> None:
+    await make_item(db, name="C:\\temp")
+    await make_item(db, name="C:temp")
+    assert await _names(client, q=":\\t") == ["C:\\temp"]
+
+
 @pytest.mark.parametrize("q", ["", "a\x00b", "x" * 201])
 async def test_q_rejects_bad_search(client: AsyncClient, q: str) -> None:
     r = await client.get("/items", params={"q": q})

@@ -56,7 +56,8 @@ def route_cases() -> list[RouteCase]:
         if not isinstance(context.route, APIRoute):
             continue
         assert context.path is not None
-        guards = frozenset(guard_capabilities(context.dependant))
+        dependant = getattr(context, "dependant", None) or context.route.dependant
+        guards = frozenset(guard_capabilities(dependant))
         for method in sorted(context.methods or ()):
             cases.append(RouteCase(method, context.path, guards))
     return cases

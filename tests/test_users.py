@@ -345,7 +345,8 @@ async def test_create_user_duplicate_email_is_409(
 
 
 @pytest.mark.parametrize(
-    "username", ["ab", "x" * 51, "has space", "ünïcode", "a/b", "semi;colon", "", "tab\there"]
+    "username",
+    ["ab", "x" * 51, "has space", "ünïcode", "a/b", "semi;colon", "", "tab\there", "bob\n"],
 )
 async def test_create_user_rejects_bad_username(
     client: AsyncClient, db: AsyncSession, admin_headers: dict[str, str], username: str
