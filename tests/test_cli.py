@@ -1,6 +1,7 @@
 """The `inventory` command, run in-process (api.cli.main) and once as a real server."""
 
 import asyncio
+import getpass
 import io
 import os
 import re
@@ -167,6 +168,37 @@ def test_create_user_defaults_to_viewer(migrated: str, monkeypatch: pytest.Monke
     user = find_user("vic")
     assert user is not None
     assert user.role == Role.viewer
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def typed(monkeypatch: pytest.MonkeyPatch, *answers: str) -> None:
+    """A terminal on standard input, where the user types `answers` at the prompts."""
+    replies = iter(answers)
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr(getpass, "getpass", lambda _prompt="": next(replies))
+
+
+def test_create_user_prompts_twice_on_a_terminal(
+    migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    typed(monkeypatch, GOOD_PASSWORD, GOOD_PASSWORD)
+    assert cli.main(["create-user", "tty"]) == 0
+    user = find_user("tty")
+    assert user is not None
+    assert verifies(GOOD_PASSWORD, user)
+
+
+def test_create_user_with_differing_prompts_exits_1(
+    migrated: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typed(monkeypatch, GOOD_PASSWORD, "something else entirely")
+    assert cli.main(["create-user", "tty"]) == 1
+    assert capsys.readouterr().err.strip() == "inventory: error: the two passwords differ"
+    assert all_users() == []
 
 
 def test_create_duplicate_user_exits_1(
