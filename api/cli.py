@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.commands import items_csv
@@ -27,6 +28,16 @@ from auth.settings import get_auth_settings
 from models import migrations
 from models.enums import Role
 from models.user import User
+
+
+def _database_message(exc: Exception) -> str:
+    # The driver's own words: SQLAlchemy's message also shows the SQL and its parameters,
+    # which can hold a password hash.
+    message = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip()
+    message = message.splitlines()[0] if message else type(exc).__name__
+    if "no such table" in message or "does not exist" in message:
+        message += " (run `inventory migrate` first)"
+    return message
 
 
 def migrate() -> None:
@@ -196,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.run(args)
     except (CommandError, DomainError, InsecureSecretKey) as exc:
         print(f"inventory: error: {exc}", file=sys.stderr)
+        return 1
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"inventory: error: database: {_database_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -3,7 +3,8 @@ the errors it can answer: routes declare only their own (404 for a lookup that i
 409, 412); what follows from their shape is added here:
 
 - a bearer-guarded route: 401, plus 403 when its role guard can refuse a logged-in user;
-- a request body: 413 (too large) and 422; a multipart upload also 415;
+- a request body: 413 (too large) and 422; a multipart upload also 400 (broken framing)
+  and 415;
 - a path parameter: 404;
 - a throttled route (`THROTTLED`): 429 with `Retry-After`.
 
@@ -109,7 +110,7 @@ def _implied_errors(path: str, operation: Schema, capabilities: Sequence[Capabil
     if body:
         statuses.update({413, 422})
         if "multipart/form-data" in body.get("content", {}):
-            statuses.add(415)
+            statuses.update({400, 415})  # 400: broken multipart framing
     if "{" in path:
         statuses.add(404)
     if operation["operationId"] in THROTTLED:

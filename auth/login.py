@@ -3,7 +3,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import events
 from auth.errors import LoginThrottled, NotAuthenticated, NotAuthenticatedKeepChanges
-from auth.passwords import verify_password
+from auth.passwords import MAX_PASSWORD_LENGTH, verify_password
 from auth.throttle import LoginThrottle
 from models.user import User
 
@@ -16,8 +16,14 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> User:
     Unknown user, wrong password and disabled account answer alike and each pays for one
     password verification, so neither the answer nor its timing tells them apart.
     """
-    user = await db.scalar(select(User).where(User.username == username.strip().lower()))
-    ok, new_hash = await verify_password(password, user.password_hash if user else None)
+    name = username.strip().lower()
+    # Credentials no account can have take the unknown-user path (same answer, same cost):
+    # PostgreSQL refuses a NUL in text, passlib a password over 4 KiB; neither is a 500.
+    possible = "\x00" not in name and len(password) <= MAX_PASSWORD_LENGTH
+    user = await db.scalar(select(User).where(User.username == name)) if possible else None
+    ok, new_hash = await verify_password(
+        password[:MAX_PASSWORD_LENGTH], user.password_hash if user else None
+    )
     if user is None or not ok or not user.is_active:
         raise NotAuthenticated(BAD_CREDENTIALS)
     if new_hash:

@@ -9,6 +9,9 @@ from passlib.context import CryptContext
 
 from auth.settings import get_auth_settings
 
+# The longest password anyone can have (the user schemas enforce it); passlib refuses > 4 KiB.
+MAX_PASSWORD_LENGTH = 128
+
 _limits: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = WeakKeyDictionary()
 
 

@@ -410,9 +410,7 @@ async def test_missing_file_field_is_422(
     before = img.snapshot(tmp_path)
     status, body = await upload(client, item.id, editor, img.png(), field=b"image")
     assert status == 422
-    assert body["detail"] == [
-        {"type": "missing", "loc": ["body", "file"], "msg": "Field required"}
-    ]
+    assert body["detail"] == [{"type": "missing", "loc": ["body", "file"], "msg": "Field required"}]
     assert img.snapshot(tmp_path) == before
     assert await row(db, item.id) == (None, item.version)
 

@@ -58,6 +58,13 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
+def refuse_null(model: BaseModel, *fields: str) -> None:
+    """Partial updates: a field that may be left out may still not be sent as null."""
+    for field in fields:
+        if field in model.model_fields_set and getattr(model, field) is None:
+            raise ValueError(f"{field} may not be null")
+
+
 class Input(BaseModel):
     """Request bodies: unknown fields are refused (no silent mass assignment)."""
 

@@ -5,7 +5,7 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 from pydantic.config import JsonDict
 
-from api.schemas.common import MAX_INT32, Input, Label, Line, Text
+from api.schemas.common import MAX_INT32, Input, Label, Line, Text, refuse_null
 
 Name = Annotated[Label, Field(min_length=1, max_length=200, examples=["Hex bolt M8"])]
 Quantity = Annotated[int, Field(ge=0, le=MAX_INT32, strict=True, examples=[40])]
@@ -54,9 +54,7 @@ class ItemUpdate(Input):
 
     @model_validator(mode="after")
     def _required_not_null(self) -> Self:
-        for field in ("name", "quantity"):
-            if field in self.model_fields_set and getattr(self, field) is None:
-                raise ValueError(f"{field} may not be null")
+        refuse_null(self, "name", "quantity")
         return self
 
 
@@ -112,7 +110,8 @@ class ItemSort(StrEnum):
 
 
 class ItemQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Unknown query parameters (a client's cache buster) are ignored; unknown body fields are not.
+    model_config = ConfigDict(extra="ignore")
 
     skip: int = Field(default=0, ge=0, le=MAX_INT32)
     limit: int = Field(default=20, ge=1, le=100)

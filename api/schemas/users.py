@@ -4,7 +4,8 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 from pydantic.config import JsonDict
 
-from api.schemas.common import Input, Label, Line
+from api.schemas.common import Input, Label, Line, refuse_null
+from auth.passwords import MAX_PASSWORD_LENGTH
 from models.enums import Role
 
 Username = Annotated[
@@ -17,7 +18,10 @@ Username = Annotated[
         description="3–50 letters, digits or ._@-; case does not matter",
     ),
 ]
-Password = Annotated[str, Field(min_length=8, max_length=128, examples=["correct horse battery"])]
+Password = Annotated[
+    str,
+    Field(min_length=8, max_length=MAX_PASSWORD_LENGTH, examples=["correct horse battery"]),
+]
 FullName = Annotated[Label, Field(min_length=1, max_length=200, examples=["Alice Smith"])]
 
 # Shown in /docs and in generated clients.
@@ -85,6 +89,8 @@ class ProfileUpdate(Input):
 
 
 class UserUpdate(ProfileUpdate):
+    """Only the fields sent change; `email` and `full_name` may be null to clear them."""
+
     model_config = _examples({"role": "viewer"}, {"is_active": False})
 
     role: Role | None = None
@@ -92,10 +98,8 @@ class UserUpdate(ProfileUpdate):
     password: Password | None = None
 
     @model_validator(mode="after")
-    def _not_null(self) -> Self:
-        for field in ("role", "is_active", "password"):
-            if field in self.model_fields_set and getattr(self, field) is None:
-                raise ValueError(f"{field} may not be null")
+    def _required_not_null(self) -> Self:
+        refuse_null(self, "role", "is_active", "password")
         return self
 
 
@@ -104,12 +108,13 @@ class PasswordChange(Input):
         {"current_password": "correct horse battery", "new_password": "battery staple horse"}
     )
 
-    current_password: Annotated[str, Field(min_length=1, max_length=128)]
+    current_password: Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
     new_password: Password
 
 
 class UserQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Unknown query parameters (a client's cache buster) are ignored; unknown body fields are not.
+    model_config = ConfigDict(extra="ignore")
 
     skip: int = Field(default=0, ge=0, le=2**31 - 1)
     limit: int = Field(default=20, ge=1, le=100)

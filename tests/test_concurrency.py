@@ -1,0 +1,92 @@
+"""Concurrent requests on one database: writers wait for each other instead of failing."""
+
+import asyncio
+
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.enums import Role
+from models.item import Item
+from models.user import User
+from tests.factories import (
+    auth_headers,
+    bearer,
+    count,
+    login_pair,
+    make_item,
+    make_user,
+    row,
+    sessions_of,
+)
+
+WRITERS = 20
+
+
+async def test_concurrent_creates_all_succeed(client: AsyncClient, db: AsyncSession) -> None:
+    headers = await auth_headers(db, await make_user(db, Role.editor))
+    responses = await asyncio.gather(
+        *(
+            client.post("/items", json={"name": f"Item {n}", "quantity": n}, headers=headers)
+            for n in range(WRITERS)
+        )
+    )
+    assert [r.status_code for r in responses] == [201] * WRITERS, [r.text for r in responses]
+    assert len({r.json()["item"]["id"] for r in responses}) == WRITERS
+    assert await count(db, Item) == WRITERS
+
+
+async def test_concurrent_patches_with_one_etag_let_exactly_one_through(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    headers = await auth_headers(db, await make_user(db, Role.editor))
+    item = await make_item(db, quantity=0)
+    responses = await asyncio.gather(
+        *(
+            client.patch(
+                f"/items/{item.id}",
+                json={"quantity": n},
+                headers={**headers, "If-Match": '"1"'},
+            )
+            for n in range(1, WRITERS + 1)
+        )
+    )
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == 1, statuses
+    assert set(statuses) <= {200, 409, 412}, [r.text for r in responses]
+    [winner] = [r.json()["item"] for r in responses if r.status_code == 200]
+    stored = await row(db, Item, item.id)
+    assert stored is not None
+    assert (stored["version"], stored["quantity"]) == (2, winner["quantity"])
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    first = await make_user(db, Role.admin)
+    second = await make_user(db, Role.admin)
+    first_headers = await auth_headers(db, first)
+    second_headers = await auth_headers(db, second)
+    responses = await asyncio.gather(
+        client.patch(f"/users/{second.id}", json={"role": "viewer"}, headers=first_headers),
+        client.patch(f"/users/{first.id}", json={"role": "viewer"}, headers=second_headers),
+    )
+    statuses = sorted(r.status_code for r in responses)
+    # The loser either lost its admin role before its turn (403) or met the last-admin rule.
+    assert statuses in ([200, 403], [200, 409]), [r.text for r in responses]
+    rows = [await row(db, User, u.id) for u in (first, second)]
+    assert sorted(str(r["role"]) for r in rows if r) == ["admin", "viewer"]
+
+
+async def test_one_refresh_token_used_twice_at_once_revokes_the_login(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+    _, refresh = await login_pair(db, user)
+    responses = await asyncio.gather(
+        *(client.post("/token/refresh", json={"refresh_token": refresh}) for _ in range(2))
+    )
+    assert sorted(r.status_code for r in responses) == [200, 401]
+    [winner] = [r.json() for r in responses if r.status_code == 200]
+    r = await client.get("/users/me", headers=bearer(winner["access_token"]))
+    assert r.status_code == 401
+    assert all(s.revoked_at is not None for s in await sessions_of(db, user))
