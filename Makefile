@@ -34,7 +34,7 @@ test: install-dev
 
 ## The same suite on PostgreSQL (PG_TEST_URL, default: the local `test` database).
 test-postgres: install-dev
-	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -m "not e2e"
 
 lint: install-dev
 	$(BIN)/ruff check .
@@ -46,7 +46,7 @@ check: install-dev
 	rm -rf .check && DATA_DIR=.check $(BIN)/alembic upgrade head && DATA_DIR=.check $(BIN)/alembic check; \
 	  status=$$?; rm -rf .check; exit $$status
 
-ci: test lint check test-postgres fuzz
+ci: chromium test lint check test-postgres fuzz
 
 ## Property-based API fuzzing (schemathesis) against a real server on a fresh SQLite database,
 ## bounded by FUZZ_MAX_EXAMPLES per operation and FUZZ_MAX_SECONDS; see tests/fuzz_api.py.

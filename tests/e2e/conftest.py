@@ -30,7 +30,10 @@ SCREENSHOTS = Path(__file__).parent / "screenshots"
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[BrowserContext]:
     if not shutil.which(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not found: `make e2e` installs Debian's chromium with apt")
+        message = f"{CHROMIUM} not found: `make e2e` installs Debian's chromium with apt"
+        if os.environ.get("CI"):  # CI installs it first (`make chromium`): never skip there
+            pytest.fail(message)
+        pytest.skip(message)
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             user_data_dir=tmp_path / "chromium-profile",  # fresh each test
