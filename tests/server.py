@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-# The loopback ports these tests may use (E2E_PORTS=first-last to change them).
-PORTS = os.environ.get("E2E_PORTS", "8260-8279")
+# The loopback ports tests that run a real server may use (TEST_PORTS=first-last to change).
+PORTS = os.environ.get("TEST_PORTS", "8260-8279")
 
 
 def free_port() -> int:

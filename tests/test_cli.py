@@ -1,16 +1,10 @@
 """The `inventory` command, run in-process (api.cli.main) and once as a real server."""
 
-import asyncio
 import getpass
 import io
-import os
 import re
-import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,34 +15,21 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import cli
-from api.commands.common import CommandError
+from api.commands.common import CommandError, run_in_session
 from auth import sessions
 from auth.passwords import get_password_context
 from models import migrations
-from models.engine import create_engine, create_sessionmaker
 from models.enums import Role
-from models.settings import get_database_settings
 from models.tables import metadata
 from models.user import AuthSession, User
 from tests.conftest import POSTGRES_URL, clear_settings
+from tests.server import running_server
 
 T = TypeVar("T")
 GOOD_PASSWORD = "a long enough password"
-SERVE_PORTS = range(8200, 8220)
 
 
-def in_db(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in a committed session on the database the CLI uses."""
-
-    async def run() -> T:
-        engine = create_engine(get_database_settings())
-        try:
-            async with create_sessionmaker(engine)() as session, session.begin():
-                return await work(session)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
+in_db = run_in_session  # a committed session on the database the CLI uses
 
 
 def find_user(username: str) -> User | None:
@@ -359,53 +340,9 @@ def test_invalid_first_admin_settings_are_refused(
 # --- a real server ----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    for port in SERVE_PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.fail(f"no free port in {SERVE_PORTS}")
-
-
-def wait_until_healthy(base: str, server: subprocess.Popen[str], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"server exited early:\n{server.communicate()[0]}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("server did not become healthy")
-
-
 def test_serve_migrates_creates_admin_and_serves(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp_path / "data"),
-        "DATABASE_URL": "",
-        "FIRST_ADMIN_USERNAME": "admin",
-        "FIRST_ADMIN_PASSWORD": GOOD_PASSWORD,
-        "LOG_LEVEL": "WARNING",
-    }
-    inventory = str(Path(sys.executable).with_name("inventory"))
-    server = subprocess.Popen(  # noqa: S603  (our own console script, fixed arguments)
-        [inventory, "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base, server)
+    data_dir = tmp_path / "data"
+    with running_server(data_dir, GOOD_PASSWORD) as base:
         r = httpx.post(f"{base}/token", data={"username": "admin", "password": GOOD_PASSWORD})
         assert r.status_code == 200, r.text
         token = r.json()["access_token"]
@@ -416,8 +353,6 @@ def test_serve_migrates_creates_admin_and_serves(tmp_path: Path) -> None:
         )
         assert r.status_code == 201, r.text
         assert httpx.get(f"{base}{r.headers['location']}").json()["item"]["name"] == "Served"
-    finally:
-        server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=15)
+    output = (data_dir / "server.log").read_text()
     assert "created the first admin 'admin' with FIRST_ADMIN_PASSWORD" in output
-    assert (tmp_path / "data" / "inventory.db").exists()
+    assert (data_dir / "inventory.db").exists()

@@ -6,7 +6,6 @@ the way uvicorn decodes it) and as raw bytes on a socket to a real uvicorn serve
 
 import asyncio
 import contextlib
-import socket
 import sys
 from collections.abc import AsyncIterator, Iterator, MutableMapping
 from pathlib import Path
@@ -18,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from tests import imagefiles as img
+from tests.server import free_port
 
 SECRET = "a" * 32 + ".png"  # a name of our pattern, placed OUTSIDE the upload folder
 STORED = "b" * 32 + ".png"  # a genuine stored image
@@ -148,23 +148,10 @@ async def test_traversal_over_asgi_is_404_and_opens_nothing_outside(
 
 # --- a real uvicorn server, raw bytes on the socket -------------------------------------
 
-PORTS = range(8221, 8230)  # this worktree's range
-
-
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 8221-8229")
-
 
 @pytest.fixture
 async def server(app: FastAPI) -> AsyncIterator[int]:
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="error")
     srv = uvicorn.Server(config)
     task = asyncio.create_task(srv.serve())

@@ -2,12 +2,7 @@
 
 import base64
 import hashlib
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,13 +17,13 @@ from models.user import User
 from tests.conftest import clear_settings
 from tests.factories import auth_headers
 from tests.security.conftest import snapshot
+from tests.server import running_server
 
 BASE_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
     "x-frame-options": "DENY",
 }
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -251,46 +246,11 @@ async def test_docs_can_be_switched_off(no_docs_client: AsyncClient, path: str) 
     assert (await no_docs_client.get("/health")).status_code == 200
 
 
-def _free_port() -> int:
-    for port in range(8240, 8260):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.skip("no free port in 8240-8259")
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     """`inventory serve` for real: uvicorn, migrations and the first admin on a fresh SQLite."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp_path / "served"),
-        "DATABASE_URL": "",
-        "FIRST_ADMIN_PASSWORD": "a long enough password",
-    }
-    proc = subprocess.Popen(  # noqa: S603  (our own interpreter and CLI)
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(f"{url}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with running_server(tmp_path / "served", "a long enough password") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_real_server_sends_no_version_banner(served: str) -> None:
