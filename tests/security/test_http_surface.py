@@ -4,6 +4,7 @@ import base64
 import hashlib
 import re
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -166,11 +167,12 @@ async def test_cors_is_closed_by_default(client: AsyncClient) -> None:
     assert "access-control-allow-origin" not in preflight.headers
 
 
-@pytest.fixture
-async def cors_client(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+@asynccontextmanager
+async def client_with(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
 ) -> AsyncIterator[AsyncClient]:
-    monkeypatch.setenv("CORS_ORIGINS", "https://app.example, https://admin.example/")
+    """A client of an app built with one setting changed."""
+    monkeypatch.setenv(name, value)
     clear_settings()
     app = create_app()
     transport = httpx.ASGITransport(app=app)
@@ -178,6 +180,15 @@ async def cors_client(
         app.router.lifespan_context(app),
         AsyncClient(transport=transport, base_url="http://testserver") as c,
     ):
+        yield c
+
+
+@pytest.fixture
+async def cors_client(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[AsyncClient]:
+    origins = "https://app.example, https://admin.example/"
+    async with client_with(monkeypatch, "CORS_ORIGINS", origins) as c:
         yield c
 
 
@@ -228,14 +239,7 @@ async def test_public_item_reads_stay_cacheable(client: AsyncClient) -> None:
 async def no_docs_client(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[AsyncClient]:
-    monkeypatch.setenv("DOCS_ENABLED", "false")
-    clear_settings()
-    app = create_app()
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=transport, base_url="http://testserver") as c,
-    ):
+    async with client_with(monkeypatch, "DOCS_ENABLED", "false") as c:
         yield c
 
 
