@@ -5,13 +5,15 @@ from auth import events
 from auth.errors import LoginThrottled, NotAuthenticated, NotAuthenticatedKeepChanges
 from auth.passwords import MAX_PASSWORD_LENGTH, verify_password
 from auth.throttle import LoginThrottle
+from models.engine import begin_write, end_read
 from models.user import User
 
 BAD_CREDENTIALS = "Incorrect username or password"
 
 
-async def authenticate(db: AsyncSession, username: str, password: str) -> User:
-    """The active user with these credentials, or 401.
+async def authenticate(db: AsyncSession, username: str, password: str) -> tuple[int, str | None]:
+    """The id of the active user with these credentials, and a new hash of the password when
+    the stored one uses outdated parameters; or 401. It only reads.
 
     Unknown user, wrong password and disabled account answer alike and each pays for one
     password verification, so neither the answer nor its timing tells them apart.
@@ -26,9 +28,7 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> User:
     )
     if user is None or not ok or not user.is_active:
         raise NotAuthenticated(BAD_CREDENTIALS)
-    if new_hash:
-        user.password_hash = new_hash
-    return user
+    return user.id, new_hash
 
 
 async def log_in(
@@ -47,11 +47,22 @@ async def log_in(
         )
         raise
     try:
-        user = await authenticate(db, username, password)
+        user_id, new_hash = await authenticate(db, username, password)
     except NotAuthenticated:
+        user_id, new_hash = None, None
+    # The password was checked while the transaction only read; writing starts now, so on
+    # SQLite no login holds the database's one write lock while it hashes.
+    await end_read(db)
+    await begin_write(db)
+    if user_id is None:
         await throttle.failed(username, address)
         events.emit("login_failed", address=address, username=username)
-        raise NotAuthenticatedKeepChanges(BAD_CREDENTIALS) from None
+        raise NotAuthenticatedKeepChanges(BAD_CREDENTIALS)
+    user = await db.get(User, user_id, populate_existing=True)
+    if user is None or not user.is_active:  # deleted or disabled while the hash was checked
+        raise NotAuthenticated(BAD_CREDENTIALS)
+    if new_hash:
+        user.password_hash = new_hash
     await throttle.succeeded(username, address)
     events.emit("login_succeeded", address=address, user_id=user.id, username=user.username)
     return user

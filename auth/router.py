@@ -9,7 +9,7 @@ from auth.errors import RefreshTokenReused
 from auth.login import log_in
 from auth.schemas import LogoutRequest, RefreshRequest, TokenPair
 from auth.throttle import LoginThrottleDep
-from models.session import SessionDep
+from models.session import ReadFirstSessionDep, SessionDep
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _401: dict[int | str, dict[str, Any]] = {401: {"description": "Bad credentials or token"}}
@@ -26,7 +26,7 @@ router = APIRouter(tags=["auth"])
 @router.post("/token", summary="Log in (OAuth2 password flow)", responses={**_401, **_429})
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    db: SessionDep,
+    db: ReadFirstSessionDep,
     throttle: LoginThrottleDep,
     request: Request,
     response: Response,

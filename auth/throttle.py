@@ -37,7 +37,7 @@ from auth.errors import LoginThrottled
 from auth.secret import get_secret_key
 from auth.settings import get_auth_settings
 from models.login_failure import LoginFailure
-from models.session import SessionDep
+from models.session import ReadFirstSessionDep
 
 Clock = Callable[[], float]
 
@@ -175,7 +175,7 @@ def get_clock() -> Clock:
 
 
 async def get_login_throttle(
-    request: Request, db: SessionDep, clock: Annotated[Clock, Depends(get_clock)]
+    request: Request, db: ReadFirstSessionDep, clock: Annotated[Clock, Depends(get_clock)]
 ) -> LoginThrottle:
     redis: Redis | None = getattr(request.app.state, "login_throttle_redis", None)
     store: ThrottleStore = RedisStore(redis) if redis is not None else DatabaseStore(db)

@@ -77,6 +77,20 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+async def end_read(session: AsyncSession) -> None:
+    """End a transaction that has only read, before slow work (hashing, receiving an upload),
+    so it holds no lock or snapshot meanwhile. Loaded objects expire: re-read what you use."""
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("ending the transaction would drop unflushed changes")
+    await session.rollback()
+
+
 async def begin_write(session: AsyncSession) -> None:
-    """Start the session's transaction as a writer (BEGIN IMMEDIATE on SQLite, no-op elsewhere)."""
+    """Start the session's transaction as a writer (BEGIN IMMEDIATE on SQLite).
+
+    Call it before the transaction has read anything: SQLite cannot turn a reader into a
+    writer once another writer has committed after it began. A request that reads and does
+    slow work first calls `end_read`, then this, then re-reads (`populate_existing`) what it
+    is about to change.
+    """
     await session.connection(execution_options={SQLITE_IMMEDIATE: True})

@@ -1,6 +1,6 @@
 """The request's database session: one transaction per request, committed in one place."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -19,22 +19,32 @@ class KeepChanges(Exception):
     """
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with factory() as session:
-        if request.method not in READ_METHODS:
-            await begin_write(session)
-        try:
-            yield session
-        except KeepChanges:
+def _request_session(write_first: bool) -> Callable[[Request], AsyncIterator[AsyncSession]]:
+    async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
+        factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+        async with factory() as session:
+            if write_first and request.method not in READ_METHODS:
+                await begin_write(session)
+            try:
+                yield session
+            except KeepChanges:
+                await session.commit()
+                raise
+            except BaseException:
+                await session.rollback()
+                raise
             await session.commit()
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
-        await session.commit()
 
+    return session_dependency
+
+
+# A write request's transaction is a writer's from the start (BEGIN IMMEDIATE on SQLite).
+get_session = _request_session(write_first=True)
+# For a write request that does slow work first (a password hash): it reads, then calls
+# models.engine.begin_write before it writes.
+get_read_first_session = _request_session(write_first=False)
 
 # scope="function": the commit runs after the endpoint returns and before the response is
 # sent, so a failed commit is never answered with success.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ReadFirstSessionDep = Annotated[AsyncSession, Depends(get_read_first_session, scope="function")]

@@ -2,13 +2,17 @@
 
 import asyncio
 
+import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth import login as login_module
+from auth.passwords import verify_password
 from models.enums import Role
 from models.item import Item
 from models.user import User
 from tests.factories import (
+    PASSWORD,
     auth_headers,
     bearer,
     count,
@@ -90,3 +94,34 @@ async def test_one_refresh_token_used_twice_at_once_revokes_the_login(
     r = await client.get("/users/me", headers=bearer(winner["access_token"]))
     assert r.status_code == 401
     assert all(s.revoked_at is not None for s in await sessions_of(db, user))
+
+
+async def test_a_write_goes_through_while_a_login_checks_its_password(
+    client: AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The password hash runs before the login's transaction writes: it holds no write lock
+    (on SQLite the one lock every writer needs) while it hashes."""
+    await make_user(db, Role.viewer, username="slowpoke")
+    headers = await auth_headers(db, await make_user(db, Role.editor))
+    hashing, finish = asyncio.Event(), asyncio.Event()
+
+    async def held_verify(password: str, stored: str | None) -> tuple[bool, str | None]:
+        hashing.set()
+        await finish.wait()
+        return await verify_password(password, stored)
+
+    monkeypatch.setattr(login_module, "verify_password", held_verify)
+    login = asyncio.create_task(
+        client.post("/token", data={"username": "slowpoke", "password": PASSWORD})
+    )
+    await asyncio.wait_for(hashing.wait(), timeout=30)
+
+    created = await client.post(
+        "/items", json={"name": "Meanwhile", "quantity": 1}, headers=headers
+    )
+
+    assert created.status_code == 201, created.text
+    assert not login.done()
+    finish.set()
+    assert (await login).status_code == 200
+    assert await count(db, Item) == 1

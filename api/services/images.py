@@ -12,7 +12,7 @@ from api import imaging, storage, upload
 from api.errors import NotFound
 from api.services.items import ITEM_NOT_FOUND
 from api.settings import get_api_settings
-from models.engine import begin_write
+from models.engine import begin_write, end_read
 from models.item import Item
 from models.transaction_hooks import on_commit, on_rollback
 from models.user import User
@@ -23,11 +23,8 @@ async def replace(db: AsyncSession, item: Item, request: Request, actor: User) -
     settings = get_api_settings()
     item_id, actor_id = item.id, actor.id
     # Receiving and decoding take as long as the client makes them: hold no transaction
-    # meanwhile (on SQLite that would be the database's write lock). The guards before this
-    # only read; a dependency that starts writing must not be followed by this rollback.
-    if db.new or db.dirty or db.deleted:
-        raise RuntimeError("unflushed changes would be rolled back")
-    await db.rollback()
+    # meanwhile (on SQLite that would be the database's write lock). The guards only read.
+    await end_read(db)
     with storage.temp_file() as received, storage.temp_file() as cleaned:
         await upload.receive_file(request, received, settings.MAX_UPLOAD_BYTES)
         extension = await imaging.clean(received, cleaned, settings.MAX_IMAGE_PIXELS)
