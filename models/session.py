@@ -1,12 +1,13 @@
 """The request's database session: one transaction per request, committed in one place."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.engine import begin_write
+from models.engine import begin_write, sqlite_writers
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -19,10 +20,17 @@ class KeepChanges(Exception):
     """
 
 
+def _writer_turn(request: Request, write: bool) -> AbstractAsyncContextManager[Any]:
+    writers = sqlite_writers(request.app.state.engine) if write else None
+    return writers or nullcontext()
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with factory() as session:
-        if request.method not in READ_METHODS:
+    write = request.method not in READ_METHODS
+    # The turn outlasts the session, so the transaction has ended before the next writer starts.
+    async with _writer_turn(request, write), factory() as session:
+        if write:
             await begin_write(session)
         try:
             yield session
