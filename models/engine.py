@@ -33,7 +33,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_timeout=settings.DB_POOL_TIMEOUT,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.DB_POOL_PRE_PING,
     )
 
 
