@@ -49,8 +49,10 @@ check: install-dev
 ci: test lint check test-postgres
 
 ## Benchmarks (not part of the tests); see bench/README.md.
+## With the peer: make bench BENCH_ARGS="--peer ../shared/bench/peer_app.py"
+BENCH_ARGS ?=
 bench: install-dev
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 ## Re-resolve the lock files after changing dependencies in pyproject.toml.
 lock: | $(BIN)/python
