@@ -65,8 +65,10 @@ chromium:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
 ## Benchmarks (not part of the tests); see bench/README.md.
+## With the peer: make bench BENCH_ARGS="--peer ../shared/bench/peer_app.py"
+BENCH_ARGS ?=
 bench: install-dev
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 ## Re-resolve the lock files after changing dependencies in pyproject.toml.
 lock: | $(BIN)/python

@@ -9,8 +9,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_only as await_  # await_only: also on SQLAlchemy 2.0
 
 from models.settings import DatabaseSettings
+from models.transaction_hooks import on_commit, on_rollback
+from models.writers import sqlite_writers
 
 # Execution option a write transaction sets so SQLite takes the write lock at BEGIN: a deferred
 # transaction that reads, then writes after another writer committed, fails at once with
@@ -28,7 +31,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_timeout=settings.DB_POOL_TIMEOUT,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.DB_POOL_PRE_PING,
     )
 
 
@@ -67,7 +70,11 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(SQLITE_IMMEDIATE)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Straight to aiosqlite: one trip to its thread, where exec_driver_sql takes three
+        # (open a cursor, execute, close it). Every request pays this.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        await_(driver.execute("BEGIN IMMEDIATE" if immediate else "BEGIN"))
 
     return engine
 
@@ -93,4 +100,11 @@ async def begin_write(session: AsyncSession) -> None:
     slow work first calls `end_read`, then this, then re-reads (`populate_existing`) what it
     is about to change.
     """
+    writers = sqlite_writers(session.bind) if isinstance(session.bind, AsyncEngine) else None
+    if writers is not None:
+        # This service's writers queue for their turn instead of polling SQLite's lock; the
+        # turn ends with the transaction, whichever way it ends.
+        await writers.acquire()
+        on_commit(session, writers.release)
+        on_rollback(session, writers.release)
     await session.connection(execution_options={SQLITE_IMMEDIATE: True})

@@ -20,9 +20,16 @@ class DatabaseSettings(BaseSettings):
     DATA_DIR: Path = Path("data")
     # Empty means SQLite at DATA_DIR/inventory.db.
     DATABASE_URL: str = ""
-    DB_POOL_SIZE: int = Field(default=10, ge=1, le=200)
-    DB_MAX_OVERFLOW: int = Field(default=20, ge=0, le=500)
+    # Connections kept per worker. Overflow ones are closed as soon as they are returned while
+    # the pool is full, so under sustained load past the pool size each request opened a new
+    # connection (on PostgreSQL a new backend process): size the pool, keep overflow at 0.
+    DB_POOL_SIZE: int = Field(default=20, ge=1, le=200)
+    DB_MAX_OVERFLOW: int = Field(default=0, ge=0, le=500)
     DB_POOL_TIMEOUT: float = Field(default=30.0, gt=0)
+    # Test each pooled connection before lending it out. With asyncpg that is BEGIN, SELECT,
+    # ROLLBACK: three round trips on every request. Off, a connection the server dropped
+    # (a PostgreSQL restart) fails one request, after which the pool is replaced.
+    DB_POOL_PRE_PING: bool = False
     DB_ECHO: bool = False
     SQLITE_BUSY_TIMEOUT_MS: int = Field(default=5000, ge=0)
 

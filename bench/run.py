@@ -1,0 +1,793 @@
+"""The benchmark: the service (and optionally the peer) on SQLite and PostgreSQL under wrk.
+
+    python bench/run.py [--quick] [--peer /path/to/peer_app.py] [--db sqlite,postgres]
+
+Prints one table (scenario, database, app, req/s, p50, p99, errors, peak RSS), then each
+target of issue 4 with its measured value and pass/fail. See bench/README.md.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+WRK_SCRIPT = BENCH / "wrk.lua"
+BIN = Path(sys.executable).parent
+PEER_PACKAGES = ["fastapi", "uvicorn", "sqlalchemy", "python-jose[cryptography]", "psycopg[binary]"]
+EDITOR = "bench-editor"
+ITEMS = 1000  # seeded in the service; the peer seeds 100 itself
+READ_IDS = 100  # GET /items/{id} picks ids 1..100, which both apps have
+
+
+# --- tools ----------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    print("installing wrk from Debian's packages …", flush=True)
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+
+
+def ensure_peer_venv(venv: Path) -> Path:
+    """The peer's own virtualenv, with the packages its README names."""
+    uvicorn = venv / "bin" / "uvicorn"
+    if not uvicorn.exists():
+        print(f"creating the peer's virtualenv in {venv} …", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv / "bin" / "pip"), "install", "-q", *PEER_PACKAGES]
+        subprocess.run(pip, check=True)
+    return venv
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    seconds: float
+    errors: int
+    timeouts: int
+    non_2xx: int
+    p50_ms: float
+    p99_ms: float
+    raw: dict[str, Any]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def wrk(
+    port: int,
+    kind: str,
+    *,
+    connections: int,
+    seconds: float,
+    threads: int = 2,
+    timeout_s: float = 2.0,
+    env: dict[str, str] | None = None,
+) -> WrkResult:
+    threads = min(threads, connections)
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        f"--timeout={max(1, round(timeout_s))}s",
+        "-s",
+        str(WRK_SCRIPT),
+        f"http://127.0.0.1:{port}",
+    ]
+    run_env = {**os.environ, "BENCH_KIND": kind, "BENCH_THREADS": str(threads), **(env or {})}
+    done = subprocess.run(cmd, env=run_env, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr or done.stdout}")
+    out = done.stdout
+    line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
+    raw = json.loads(line.removeprefix("BENCH_JSON "))
+    socket_errors = raw["connect"] + raw["read"] + raw["write"] + raw["timeout"]
+    pct = raw["percentiles_us"]
+    return WrkResult(
+        requests=raw["requests"],
+        seconds=raw["duration_us"] / 1e6,
+        errors=socket_errors + raw["status"],
+        timeouts=raw["timeout"],
+        non_2xx=raw["status"],
+        p50_ms=pct["50"] / 1000,
+        p99_ms=pct["99"] / 1000,
+        raw=raw,
+    )
+
+
+def merge(results: list[WrkResult]) -> WrkResult:
+    """Several runs as one: summed counts, the median p50 and the worst p99."""
+    p50s = sorted(r.p50_ms for r in results)
+    return WrkResult(
+        requests=sum(r.requests for r in results),
+        seconds=sum(r.seconds for r in results),
+        errors=sum(r.errors for r in results),
+        timeouts=sum(r.timeouts for r in results),
+        non_2xx=sum(r.non_2xx for r in results),
+        p50_ms=p50s[len(p50s) // 2],
+        p99_ms=max(r.p99_ms for r in results),
+        raw={"runs": [r.raw for r in results]},
+    )
+
+
+def http(method: str, url: str, data: dict[str, str] | None = None) -> dict[str, Any]:
+    body = urllib.parse.urlencode(data).encode() if data else None
+    req = urllib.request.Request(url, data=body, method=method)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        result: dict[str, Any] = json.loads(resp.read())
+        return result
+
+
+# --- processes and memory -------------------------------------------------------------------
+
+
+def _status(pid: int, key: str) -> int:
+    """A kB figure from /proc/PID/status (VmRSS, VmHWM); 0 if the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(x) for x in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return kids
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    workers: int
+
+    def pids(self) -> list[int]:
+        """The server process and all its descendants (uvicorn's workers)."""
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo += _children(pid)
+        return found
+
+    def worker_pids(self) -> list[int]:
+        if self.workers == 1:
+            return [self.proc.pid]
+        return [p for p in self.pids() if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+    def reset_peaks(self) -> None:
+        # Writing 5 to clear_refs resets VmHWM (the peak resident set size) to the current RSS.
+        for pid in self.pids():
+            with suppress(FileNotFoundError, PermissionError, ProcessLookupError):
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+    def peak_rss_mib(self) -> float:
+        return sum(_status(p, "VmHWM") for p in self.pids()) / 1024
+
+    def worker_rss_kib(self) -> dict[int, int]:
+        return {p: _status(p, "VmRSS") for p in self.worker_pids()}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_server(
+    name: str,
+    cmd: list[str],
+    *,
+    port: int,
+    env: dict[str, str],
+    cwd: Path,
+    ready_path: str,
+    workers: int,
+) -> Server:
+    log = cwd / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(name, port, proc, log, workers)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited; see {log}:\n{log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{ready_path}", timeout=2):
+                if len(server.worker_pids()) >= workers:
+                    return server
+        except OSError:
+            pass
+        time.sleep(0.3)
+    server.stop()
+    raise RuntimeError(f"{name} did not answer on port {port}; see {log}")
+
+
+# --- databases ------------------------------------------------------------------------------
+
+
+def _pg_url(base: str, db: str, driver: str) -> str:
+    parts = urllib.parse.urlsplit(base)
+    return urllib.parse.urlunsplit((f"postgresql+{driver}", parts.netloc, f"/{db}", "", ""))
+
+
+def reset_postgres(base: str, db: str) -> None:
+    """Create the database if it does not exist, then empty it."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def work() -> None:
+        admin = create_async_engine(
+            _pg_url(base, "postgres", "asyncpg"), isolation_level="AUTOCOMMIT"
+        )
+        async with admin.connect() as conn:
+            exists = await conn.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": db}
+            )
+            if not exists:
+                await conn.execute(text(f'CREATE DATABASE "{db}"'))
+        await admin.dispose()
+        engine = create_async_engine(_pg_url(base, db, "asyncpg"))
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+
+    asyncio.run(work())
+
+
+def seed_items(database_url: str, count: int) -> None:
+    from sqlalchemy import insert
+
+    from models.engine import create_engine
+    from models.item import Item
+    from models.settings import DatabaseSettings
+
+    async def work() -> None:
+        engine = create_engine(DatabaseSettings(DATABASE_URL=database_url))
+        async with engine.begin() as conn:
+            rows = [{"name": f"Item {i}", "quantity": i} for i in range(1, count + 1)]
+            await conn.execute(insert(Item), rows)
+        await engine.dispose()
+
+    asyncio.run(work())
+
+
+# --- argon2: what the cores can hash in parallel ----------------------------------------------
+
+
+@dataclass
+class HashRate:
+    params: str
+    single: float
+    parallel: float
+    threads: int
+
+
+def measure_hash_rate(seconds: float) -> HashRate:
+    """Hashes per second at the configured argon2id cost, in one thread and in one per core.
+
+    argon2-cffi releases the GIL while hashing, so threads use every core.
+    """
+    from argon2.low_level import Type, hash_secret
+
+    from auth.settings import AuthSettings
+
+    s = AuthSettings()
+    params = f"m={s.ARGON2_MEMORY_COST_KIB} KiB, t={s.ARGON2_TIME_COST}, p={s.ARGON2_PARALLELISM}"
+
+    def rate(threads: int) -> float:
+        counts = [0] * threads
+        stop = time.monotonic() + seconds
+
+        def loop(i: int) -> None:
+            while time.monotonic() < stop:
+                hash_secret(
+                    b"correct horse battery",
+                    secrets.token_bytes(16),
+                    time_cost=s.ARGON2_TIME_COST,
+                    memory_cost=s.ARGON2_MEMORY_COST_KIB,
+                    parallelism=s.ARGON2_PARALLELISM,
+                    hash_len=32,
+                    type=Type.ID,
+                )
+                counts[i] += 1
+
+        start = time.monotonic()
+        workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return sum(counts) / (time.monotonic() - start)
+
+    cores = os.cpu_count() or 1
+    return HashRate(params, rate(1), rate(cores), cores)
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    scenario: str
+    db: str
+    app: str
+    connections: int
+    result: WrkResult
+    peak_mib: float
+
+
+@dataclass
+class Run:
+    args: argparse.Namespace
+    tmp: Path
+    rows: list[Row] = field(default_factory=list)
+    checks: list[tuple[str, str, bool | None]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    editor_password: str = ""
+
+    def measure(
+        self, server: Server, scenario: str, db: str, kind: str, connections: int, **kw: Any
+    ) -> Row:
+        seconds = kw.pop("seconds", self.args.duration)
+        if self.args.warmup:
+            wrk(server.port, kind, connections=connections, seconds=self.args.warmup, **kw)
+        server.reset_peaks()
+        result = wrk(server.port, kind, connections=connections, seconds=seconds, **kw)
+        row = Row(scenario, db, server.name, connections, result, server.peak_rss_mib())
+        self.rows.append(row)
+        print(f"  {scenario:<28} {server.name:<8} {_fmt_row(row)}", flush=True)
+        return row
+
+    def compare(
+        self,
+        service: Server,
+        peer: Server | None,
+        scenario: str,
+        db: str,
+        kind: str,
+        env: dict[str, str],
+        peer_env: dict[str, str],
+    ) -> tuple[Row, Row | None]:
+        """Service and peer in alternating rounds, so drifting background load hits both alike."""
+        a = self.args
+        conns, rounds = a.compare_connections, a.rounds
+        seconds = a.duration / rounds
+        apps = [(service, env)] + ([(peer, peer_env)] if peer else [])
+        results: dict[str, list[WrkResult]] = {s.name: [] for s, _ in apps}
+        peaks: dict[str, float] = {}
+        for server, server_env in apps:
+            if a.warmup:
+                wrk(server.port, kind, connections=conns, seconds=a.warmup, env=server_env)
+        for server, _ in apps:
+            server.reset_peaks()
+        for _ in range(rounds):
+            for server, server_env in apps:
+                r = wrk(server.port, kind, connections=conns, seconds=seconds, env=server_env)
+                results[server.name].append(r)
+        rows = []
+        for server, _ in apps:
+            peaks[server.name] = server.peak_rss_mib()
+            row = Row(
+                scenario, db, server.name, conns, merge(results[server.name]), peaks[server.name]
+            )
+            self.rows.append(row)
+            rows.append(row)
+            print(f"  {scenario:<28} {server.name:<8} {_fmt_row(row)}", flush=True)
+        return rows[0], rows[1] if peer else None
+
+    def check(self, target: str, value: str, ok: bool | None) -> None:
+        self.checks.append((target, value, ok))
+
+
+def service_env(tmp: Path, database_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ENVIRONMENT": "development",
+        "DATA_DIR": str(tmp / "data"),
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "FIRST_ADMIN_PASSWORD": secrets.token_urlsafe(16),
+    }
+
+
+@contextmanager
+def running(*servers: Server) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def start_service(run: Run, db: str, database_url: str) -> tuple[Server, str]:
+    """Migrate, seed, create the editor, serve; returns the server and an editor token."""
+    tmp = run.tmp / f"service-{db}"
+    tmp.mkdir()
+    env = service_env(tmp, database_url)
+    inventory = str(BIN / "inventory")
+    subprocess.run([inventory, "migrate"], env=env, cwd=tmp, check=True, capture_output=True)
+    password = secrets.token_urlsafe(16)
+    subprocess.run(
+        [inventory, "create-user", EDITOR, "--role", "editor"],
+        input=password + "\n",
+        text=True,
+        env=env,
+        cwd=tmp,
+        check=True,
+        capture_output=True,
+    )
+    seed_items(database_url, ITEMS)
+    port = run.args.port
+    cmd = [inventory, "serve", "--port", str(port), "--workers", str(run.args.workers)]
+    server = start_server(
+        "service", cmd, port=port, env=env, cwd=tmp, ready_path="/health", workers=run.args.workers
+    )
+    run.editor_password = password
+    token = http(
+        "POST", f"http://127.0.0.1:{port}/token", {"username": EDITOR, "password": password}
+    )
+    return server, token["access_token"]
+
+
+def start_peer(run: Run, db: str, peer_db_url: str) -> tuple[Server, str]:
+    peer: Path = run.args.peer
+    venv = ensure_peer_venv(run.args.peer_venv)
+    tmp = run.tmp / f"peer-{db}"
+    tmp.mkdir()
+    env = {**os.environ, "BASE_DB": peer_db_url, "PYTHONPATH": str(peer.parent)}
+    # Import once alone: the peer creates and seeds its tables at import time, which several
+    # workers starting together would race over.
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-c", f"import {peer.stem}"], env=env, cwd=tmp, check=True)
+    port = run.args.peer_port
+    cmd = [
+        str(venv / "bin" / "uvicorn"),
+        f"{peer.stem}:app",
+        "--app-dir",
+        str(peer.parent),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(run.args.workers),
+    ]
+    server = start_server(
+        "peer", cmd, port=port, env=env, cwd=tmp, ready_path="/ping", workers=run.args.workers
+    )
+    token = http("GET", f"http://127.0.0.1:{port}/bench-token")
+    return server, token["access_token"]
+
+
+def bench_database(run: Run, db: str, hashes: HashRate) -> None:
+    a = run.args
+    print(f"\n== {db} ==", flush=True)
+    if db == "sqlite":
+        url = f"sqlite+aiosqlite:///{run.tmp / f'service-{db}' / 'data' / 'inventory.db'}"
+        peer_url = f"sqlite:///{run.tmp / f'peer-{db}' / 'peer.db'}"
+    else:
+        reset_postgres(a.pg, a.pg_service_db)
+        url = _pg_url(a.pg, a.pg_service_db, "asyncpg")
+        peer_url = _pg_url(a.pg, a.pg_peer_db, "psycopg")
+        if a.peer:
+            reset_postgres(a.pg, a.pg_peer_db)
+    service, token = start_service(run, db, url)
+    servers = [service]
+    peer: Server | None = None
+    peer_token = ""
+    with running(*servers):
+        if a.peer:
+            peer, peer_token = start_peer(run, db, peer_url)
+            servers.append(peer)
+        with running(*servers[1:]):
+            memory(run, service, db, token)
+            read_env = {"BENCH_IDS": str(READ_IDS)}
+            writes = {"BENCH_TOKEN": token, "BENCH_PATCH_IDS": str(ITEMS)}
+            pairs: dict[str, tuple[Row, Row | None]] = {}
+            scenarios = (
+                ("GET /items/{id}", "get_item", read_env, read_env),
+                ("GET /items?limit=20", "list", read_env, read_env),
+                ("POST /items", "create", writes, {"BENCH_TOKEN": peer_token}),
+            )
+            for scenario, kind, env, peer_env in scenarios:
+                pairs[scenario] = run.compare(service, peer, scenario, db, kind, env, peer_env)
+            patched, _ = run.compare(service, None, "PATCH /items/{id}", db, "patch", writes, {})
+            pairs["PATCH /items/{id}"] = (patched, pairs["POST /items"][1])
+            for scenario, kind, env, _ in scenarios:
+                row = run.measure(service, scenario, db, kind, a.connections, env=env)
+                run.check(
+                    f"{db}: {scenario} at {a.connections} conns: no errors",
+                    f"{row.result.errors} errors ({row.result.timeouts} timeouts, "
+                    f"{row.result.non_2xx} non-2xx), p99 {row.result.p99_ms:.1f} ms",
+                    row.result.errors == 0,
+                )
+            login_storm(run, service, db, hashes)
+    ratio_checks(run, db, pairs)
+
+
+def memory(run: Run, service: Server, db: str, token: str) -> None:
+    """A worker's RSS after about 1,000 requests and after 100,000 (reads and PATCHes mixed)."""
+    env = {"BENCH_TOKEN": token, "BENCH_IDS": str(READ_IDS), "BENCH_PATCH_IDS": str(ITEMS)}
+    service.reset_peaks()
+
+    def until(total: int, connections: int, chunk_s: float) -> list[WrkResult]:
+        # wrk runs for a duration, not a count: repeat short runs until enough were answered.
+        done: list[WrkResult] = []
+        while sum(r.requests for r in done) < total:
+            done.append(
+                wrk(service.port, "mixed", connections=connections, seconds=chunk_s, env=env)
+            )
+        return done
+
+    first = until(1000, 2, 1)
+    after_first = service.worker_rss_kib()
+    rest = until(run.args.memory_requests - sum(r.requests for r in first), 32, 10)
+    after_all = service.worker_rss_kib()
+    total = sum(r.requests for r in first + rest)
+    merged = merge(rest)
+    row = Row(f"mixed {total // 1000}k (memory)", db, "service", 32, merged, service.peak_rss_mib())
+    run.rows.append(row)
+    print(f"  {row.scenario:<28} {'service':<8} {_fmt_row(row)}", flush=True)
+    worst = max(after_all[p] / after_first[p] for p in after_first)
+    detail = ", ".join(
+        f"{after_first[p] / 1024:.0f}→{after_all[p] / 1024:.0f} MiB" for p in after_first
+    )
+    run.check(
+        f"{db}: worker RSS after {total / 1000:.0f}k ≤ 1.2× after "
+        f"{sum(r.requests for r in first) / 1000:.1f}k",
+        f"{worst:.2f}× ({detail})",
+        worst <= 1.2,
+    )
+
+
+def login_storm(run: Run, service: Server, db: str, hashes: HashRate) -> None:
+    """GET /items/{id} p99 from a paced probe, alone and while 32 clients hammer /token."""
+    a = run.args
+    probe = {"BENCH_IDS": str(READ_IDS), "BENCH_DELAY_MS": str(a.probe_delay_ms)}
+    alone = run.measure(
+        service,
+        "probe GET /items/{id} alone",
+        db,
+        "get_item",
+        a.probe_connections,
+        threads=1,
+        env=probe,
+    )
+    storm_env = {"BENCH_USER": EDITOR, "BENCH_PASSWORD": run.editor_password}
+    box: dict[str, WrkResult] = {}
+    service.reset_peaks()
+
+    def hammer() -> None:
+        box["storm"] = wrk(
+            service.port,
+            "login",
+            connections=32,
+            seconds=a.duration + 2,
+            timeout_s=10,
+            env=storm_env,
+        )
+
+    storm = threading.Thread(target=hammer)
+    storm.start()
+    time.sleep(1)
+    during = run.measure(
+        service,
+        "probe GET /items/{id} in storm",
+        db,
+        "get_item",
+        a.probe_connections,
+        threads=1,
+        env=probe,
+    )
+    storm.join()
+    token_row = Row(
+        "POST /token storm (32 conns)", db, "service", 32, box["storm"], service.peak_rss_mib()
+    )
+    run.rows.append(token_row)
+    print(f"  {token_row.scenario:<28} {'service':<8} {_fmt_row(token_row)}", flush=True)
+    factor = during.result.p99_ms / alone.result.p99_ms
+    run.check(
+        f"{db}: GET p99 in login storm ≤ 3× alone",
+        f"{factor:.2f}× ({during.result.p99_ms:.1f} vs {alone.result.p99_ms:.1f} ms)",
+        factor <= 3,
+    )
+    share = box["storm"].rate / hashes.parallel
+    run.check(
+        f"{db}: /token rate ≥ 70% of parallel hash rate",
+        f"{share:.0%} ({box['storm'].rate:.1f}/s vs {hashes.parallel:.1f}/s)",
+        share >= 0.7,
+    )
+
+
+def ratio_checks(run: Run, db: str, pairs: dict[str, tuple[Row, Row | None]]) -> None:
+    read_target = 2.0 if db == "postgres" else 1.5
+    wanted = {
+        "GET /items/{id}": read_target,
+        "GET /items?limit=20": read_target,
+        "POST /items": 2.0,
+        "PATCH /items/{id}": 2.0,
+    }
+    for scenario, (mine, theirs) in pairs.items():
+        if theirs is None:
+            continue
+        ratio = mine.result.rate / theirs.result.rate if theirs.result.rate else float("inf")
+        vs = "the peer's create" if scenario == "PATCH /items/{id}" else "the peer"
+        run.check(
+            f"{db}: {scenario} ≥ {wanted[scenario]}× {vs}",
+            f"{ratio:.2f}× ({mine.result.rate:.0f} vs {theirs.result.rate:.0f} req/s)",
+            ratio >= wanted[scenario],
+        )
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _fmt_row(row: Row) -> str:
+    r = row.result
+    errors = str(r.errors)
+    if r.errors:
+        errors += f" ({r.timeouts} t/o, {r.non_2xx} non-2xx)"
+    return (
+        f"{row.connections:>5} {r.rate:>9.1f} {r.p50_ms:>9.1f} {r.p99_ms:>9.1f} "
+        f"{errors:>8} {row.peak_mib:>9.0f}"
+    )
+
+
+def print_report(run: Run, hashes: HashRate) -> None:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    a = run.args
+    print(
+        f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · nproc {os.cpu_count()} · {cpu}"
+    )
+    print(
+        f"{a.workers} worker(s) per app · {a.duration:.0f} s per scenario · wrk on loopback · "
+        f"p50/p99 in ms · peak RSS in MiB (all processes of the app)\n"
+    )
+    head = (
+        f"{'scenario':<30} {'db':<8} {'app':<8} {'conns':>5} {'req/s':>9} {'p50':>9} "
+        f"{'p99':>9} {'errors':>8} {'peak RSS':>9}"
+    )
+    print(head)
+    print("-" * len(head))
+    for row in run.rows:
+        print(f"{row.scenario:<30} {row.db:<8} {row.app:<8} {_fmt_row(row)}")
+    print(
+        f"\nargon2id at the configured cost ({hashes.params}): {hashes.single:.1f} hashes/s in "
+        f"one thread, {hashes.parallel:.1f}/s in {hashes.threads} threads (argon2-cffi directly)"
+    )
+    print("\ntargets:")
+    for target, value, ok in run.checks:
+        mark = {True: "PASS", False: "FAIL", None: "----"}[ok]
+        print(f"  {mark}  {target:<58} {value}")
+    for note in run.notes:
+        print(f"  note: {note}")
+
+
+def save(run: Run, hashes: HashRate) -> Path:
+    out = BENCH / "results" / time.strftime("%Y%m%d-%H%M%S.json", time.gmtime())
+    out.parent.mkdir(exist_ok=True)
+    data = {
+        "args": {k: str(v) for k, v in vars(run.args).items()},
+        "hash_rate": vars(hashes),
+        "rows": [
+            {
+                **{k: v for k, v in vars(r).items() if k != "result"},
+                "rate": r.result.rate,
+                **r.result.raw,
+            }
+            for r in run.rows
+        ],
+        "checks": run.checks,
+    }
+    out.write_text(json.dumps(data, indent=1))
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--peer", type=Path, help="path of peer_app.py: also run it and print ratios")
+    p.add_argument(
+        "--peer-venv", type=Path, default=Path(tempfile.gettempdir()) / "bench-peer-venv"
+    )
+    p.add_argument("--quick", action="store_true", help="5 s scenarios, 10k-request memory check")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds per scenario (default 30)")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load first")
+    p.add_argument("--connections", type=int, default=256, help="for the no-errors runs")
+    p.add_argument(
+        "--compare-connections",
+        type=int,
+        default=32,
+        help="for the service-vs-peer runs (default 32: the peer stalls past its thread pool)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="alternations of service and peer")
+    p.add_argument("--memory-requests", type=int, default=100_000)
+    p.add_argument("--probe-connections", type=int, default=8)
+    p.add_argument("--probe-delay-ms", type=int, default=20)
+    p.add_argument("--hash-seconds", type=float, default=5.0)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes for the service and the peer (default: one per core)",
+    )
+    p.add_argument("--db", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
+    p.add_argument(
+        "--pg",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="PostgreSQL server (user, host, port); the databases below are wiped",
+    )
+    p.add_argument("--pg-service-db", default="bench_service")
+    p.add_argument("--pg-peer-db", default="bench_peer")
+    p.add_argument("--port", type=int, default=8100)
+    p.add_argument("--peer-port", type=int, default=8102)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup, args.memory_requests, args.hash_seconds = 6.0, 1.0, 10_000, 2.0
+    if args.peer:
+        args.peer = args.peer.resolve()
+        if not args.peer.is_file():
+            p.error(f"no such file: {args.peer}")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    ensure_wrk()
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        run = Run(args, Path(tmp))
+        print("measuring argon2id …", flush=True)
+        hashes = measure_hash_rate(args.hash_seconds)
+        for db in args.db.split(","):
+            bench_database(run, db.strip(), hashes)
+        if not args.peer:
+            run.notes.append("no --peer given: ratios not measured")
+        print_report(run, hashes)
+        print(f"\nsaved {save(run, hashes).relative_to(ROOT)}")
+    return 0 if all(ok is not False for _, _, ok in run.checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

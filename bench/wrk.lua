@@ -1,0 +1,97 @@
+-- One wrk script for every scenario, configured by environment variables (set by run.py):
+--   BENCH_KIND   get_item | list | create | patch | login | mixed
+--   BENCH_IDS    item ids to read are 1..BENCH_IDS; PATCH uses 1..BENCH_PATCH_IDS, split
+--                between threads so two requests rarely race for one row
+--   BENCH_TOKEN  bearer token (create, patch, mixed)
+--   BENCH_USER, BENCH_PASSWORD  form fields for login
+--   BENCH_DELAY_MS  pause before each request on a connection (a paced probe, not a flood)
+-- done() prints one line "BENCH_JSON {...}" with the counts and latency percentiles (µs).
+
+local kind = os.getenv("BENCH_KIND") or "get_item"
+local ids = tonumber(os.getenv("BENCH_IDS") or "100")
+local patch_ids = tonumber(os.getenv("BENCH_PATCH_IDS") or "1000")
+local token = os.getenv("BENCH_TOKEN") or ""
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+
+local threads = {}
+local thread_no = 0
+
+function setup(thread)
+   thread_no = thread_no + 1
+   thread:set("no", thread_no)
+   table.insert(threads, thread)
+end
+
+local n = 0
+local first_id, span
+local json_headers = { ["Content-Type"] = "application/json" }
+local auth_headers = {
+   ["Content-Type"] = "application/json",
+   ["Authorization"] = "Bearer " .. token,
+}
+local form_headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
+local login_body = "username=" .. (os.getenv("BENCH_USER") or "") ..
+   "&password=" .. (os.getenv("BENCH_PASSWORD") or "")
+
+function init(args)
+   math.randomseed(no * 7919 + os.time())
+   local count = tonumber(os.getenv("BENCH_THREADS") or "1")
+   span = math.floor(patch_ids / count)
+   first_id = (no - 1) * span + 1
+end
+
+local function get_item()
+   return wrk.format("GET", "/items/" .. math.random(1, ids))
+end
+
+local function list()
+   return wrk.format("GET", "/items?limit=20")
+end
+
+local function create()
+   return wrk.format("POST", "/items", auth_headers,
+      '{"name": "Bench item ' .. no .. "-" .. n .. '", "quantity": ' .. (n % 1000) .. "}")
+end
+
+local function patch()
+   local id = first_id + (n % span)
+   return wrk.format("PATCH", "/items/" .. id, auth_headers,
+      '{"quantity": ' .. (n % 100000) .. "}")
+end
+
+local function login()
+   return wrk.format("POST", "/token", form_headers, login_body)
+end
+
+-- Reads, and writes through the bearer check, without growing the table.
+local mix = { get_item, get_item, get_item, list, list, list, patch }
+
+local kinds = { get_item = get_item, list = list, create = create, patch = patch, login = login }
+
+function request()
+   n = n + 1
+   if kind == "mixed" then
+      return mix[(n % #mix) + 1]()
+   end
+   return kinds[kind]()
+end
+
+if delay_ms > 0 then
+   function delay()
+      return delay_ms
+   end
+end
+
+function done(summary, latency, requests)
+   local e = summary.errors
+   local p = {}
+   for _, q in ipairs({ 50, 90, 99, 99.9 }) do
+      table.insert(p, string.format('"%s": %d', tostring(q), latency:percentile(q)))
+   end
+   io.write(string.format(
+      'BENCH_JSON {"requests": %d, "duration_us": %d, "connect": %d, "read": %d, ' ..
+      '"write": %d, "status": %d, "timeout": %d, "max_us": %d, "mean_us": %.1f, ' ..
+      '"percentiles_us": {%s}}\n',
+      summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+      latency.max, latency.mean, table.concat(p, ", ")))
+end
