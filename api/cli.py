@@ -2,6 +2,7 @@
 as CSV. `inventory COMMAND --help` tells more about each command."""
 
 import argparse
+import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -75,6 +76,9 @@ def serve(args: argparse.Namespace) -> None:
     get_secret_key()  # fail before forking workers
     migrate()
     ensure_first_admin()
+    workers = 1 if args.reload else args.workers
+    # The workers share the cores: by default each hashes passwords on its share of them.
+    os.environ.setdefault("HASH_CONCURRENCY", str(max(1, (os.cpu_count() or 1) // workers)))
     uvicorn.run(
         "api.app:create_app",
         factory=True,

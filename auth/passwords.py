@@ -1,10 +1,21 @@
-"""Password hashing with argon2id, off the event loop and a bounded number at a time."""
+"""Password hashing with argon2id: off the event loop, a bounded number at a time, and at a
+lower CPU priority than request handling.
+
+argon2 is made to be slow and memory-hard, so a login storm would otherwise take every core
+from the event loops and stall all other requests. The hashes run in this process's own
+thread pool (HASH_CONCURRENCY threads) whose threads lower their OS priority: they use every
+idle cycle, and yield the core whenever a request has work to do.
+"""
 
 import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from weakref import WeakKeyDictionary
+from typing import TypeVar
 
-from anyio import to_thread
 from passlib.context import CryptContext
 
 from auth.settings import get_auth_settings
@@ -12,7 +23,10 @@ from auth.settings import get_auth_settings
 # The longest password anyone can have (the user schemas enforce it); passlib refuses > 4 KiB.
 MAX_PASSWORD_LENGTH = 128
 
-_limits: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = WeakKeyDictionary()
+# Linux nice value of the hashing threads (0 is normal, 19 the lowest priority).
+HASH_THREAD_NICE = 10
+
+T = TypeVar("T")
 
 
 @lru_cache
@@ -36,17 +50,28 @@ def _dummy_hash() -> str:
     return str(get_password_context().hash("not a real password: evens out login timing"))
 
 
-def _limit() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    sem = _limits.get(loop)
-    if sem is None:
-        sem = _limits[loop] = asyncio.Semaphore(get_auth_settings().HASH_CONCURRENCY)
-    return sem
+def _lower_priority() -> None:
+    # On Linux, PRIO_PROCESS with a thread id sets that one thread's nice value.
+    # Elsewhere hashing still works, at normal priority.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_THREAD_NICE)
+
+
+@lru_cache
+def _hashing_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(
+        max_workers=get_auth_settings().HASH_CONCURRENCY,
+        thread_name_prefix="argon2",
+        initializer=_lower_priority,
+    )
+
+
+async def _in_pool(work: Callable[..., T], *args: object) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_hashing_pool(), work, *args)
 
 
 async def hash_password(password: str) -> str:
-    async with _limit():
-        return str(await to_thread.run_sync(get_password_context().hash, password))
+    return str(await _in_pool(get_password_context().hash, password))
 
 
 async def verify_password(password: str, stored_hash: str | None) -> tuple[bool, str | None]:
@@ -56,8 +81,7 @@ async def verify_password(password: str, stored_hash: str | None) -> tuple[bool,
     """
     ctx = get_password_context()
     target = stored_hash or _dummy_hash()
-    async with _limit():
-        ok, new_hash = await to_thread.run_sync(ctx.verify_and_update, password, target)
+    ok, new_hash = await _in_pool(ctx.verify_and_update, password, target)
     if stored_hash is None:
         return False, None
     return bool(ok), new_hash

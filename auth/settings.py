@@ -21,6 +21,8 @@ class AuthSettings(BaseSettings):
     ARGON2_TIME_COST: int = Field(default=2, ge=1, le=100)
     ARGON2_PARALLELISM: int = Field(default=1, ge=1, le=64)
     # Hashes computed at once per process (each takes a core and ARGON2_MEMORY_COST_KIB).
+    # Default: the cores divided among the worker processes (`inventory serve --workers N`
+    # sets it), so a login storm runs one hash per core rather than several fighting over it.
     HASH_CONCURRENCY: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
     # Login throttling: failed logins counted in a sliding window, per (username, address)
     # pair, per username and per client address; 0 turns a rule off. See the README.

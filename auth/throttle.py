@@ -45,8 +45,8 @@ Clock = Callable[[], float]
 class ThrottleStore(Protocol):
     """Failure timestamps (seconds since the epoch) under opaque keys."""
 
-    async def newest(self, key: str, since: float, count: int) -> Sequence[float]:
-        """Up to `count` timestamps after `since`, newest first."""
+    async def newest(self, keys: Sequence[str], since: float) -> dict[str, list[float]]:
+        """Each key's timestamps after `since`, newest first (keys without any left out)."""
 
     async def add(self, keys: Sequence[str], at: float, window: float) -> None:
         """Record one failure under each key; forget what is older than `window`."""
@@ -60,14 +60,18 @@ class DatabaseStore:
     def __init__(self, db: AsyncSession) -> None:
         self.db = db
 
-    async def newest(self, key: str, since: float, count: int) -> Sequence[float]:
-        rows = await self.db.scalars(
-            select(LoginFailure.at)
-            .where(LoginFailure.key == key, LoginFailure.at > _dt(since))
+    async def newest(self, keys: Sequence[str], since: float) -> dict[str, list[float]]:
+        # One query for every rule: a login pays one round trip, however many rules there are.
+        # A key holds at most its limit within the window (throttled attempts are not counted).
+        rows = await self.db.execute(
+            select(LoginFailure.key, LoginFailure.at)
+            .where(LoginFailure.key.in_(keys), LoginFailure.at > _dt(since))
             .order_by(LoginFailure.at.desc())
-            .limit(count)
         )
-        return [at.timestamp() for at in rows]
+        found: dict[str, list[float]] = {}
+        for key, at in rows:
+            found.setdefault(key, []).append(at.timestamp())
+        return found
 
     async def add(self, keys: Sequence[str], at: float, window: float) -> None:
         await self.db.execute(delete(LoginFailure).where(LoginFailure.at <= _dt(at - window)))
@@ -86,11 +90,16 @@ class RedisStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def newest(self, key: str, since: float, count: int) -> Sequence[float]:
-        found = await self.redis.zrevrangebyscore(
-            self.PREFIX + key, "+inf", f"({since}", start=0, num=count, withscores=True
-        )
-        return [float(pair[1]) for pair in found]
+    async def newest(self, keys: Sequence[str], since: float) -> dict[str, list[float]]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zrevrangebyscore(self.PREFIX + key, "+inf", f"({since}", withscores=True)
+            answers = await pipe.execute()
+        return {
+            key: [float(score) for _member, score in found]
+            for key, found in zip(keys, answers, strict=True)
+            if found
+        }
 
     async def add(self, keys: Sequence[str], at: float, window: float) -> None:
         member = f"{at}:{secrets.token_hex(4)}"  # unique, so equal timestamps both count
@@ -122,6 +131,7 @@ class LoginThrottle:
         self.store = store
         self.clock = clock
         self.window = float(s.LOGIN_THROTTLE_WINDOW_SECONDS)
+        self._seen_failures = True  # until check() has looked
         self.rules = [
             Rule(name, limit)
             for name, limit in (
@@ -135,14 +145,15 @@ class LoginThrottle:
     async def check(self, username: str, address: str) -> None:
         """Raise LoginThrottled if any rule's window is full."""
         now = self.clock()
+        keys = {rule: _key(rule.name, username, address) for rule in self.rules}
+        found = await self.store.newest(list(keys.values()), now - self.window) if keys else {}
+        self._seen_failures = bool(found)
         wait = 0.0
-        for rule in self.rules:
-            times = await self.store.newest(
-                _key(rule.name, username, address), now - self.window, rule.limit
-            )
+        for rule, key in keys.items():
+            times = found.get(key, [])
             if len(times) >= rule.limit:
                 # The window lets one through once the limit-th newest failure leaves it.
-                wait = max(wait, times[-1] + self.window - now)
+                wait = max(wait, times[rule.limit - 1] + self.window - now)
         if wait > 0:
             raise LoginThrottled(max(1, math.ceil(wait)))
 
@@ -152,6 +163,8 @@ class LoginThrottle:
             await self.store.add(keys, self.clock(), self.window)
 
     async def succeeded(self, username: str, address: str) -> None:
+        if not self._seen_failures:  # nothing to clear: spare the write
+            return
         await self.store.clear([_key(name, username, address) for name in ("pair", "username")])
 
 
