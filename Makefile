@@ -46,7 +46,7 @@ check: install-dev
 	rm -rf .check && DATA_DIR=.check $(BIN)/alembic upgrade head && DATA_DIR=.check $(BIN)/alembic check; \
 	  status=$$?; rm -rf .check; exit $$status
 
-ci: chromium test lint check test-postgres fuzz
+ci: chromium test lint check fuzz test-postgres
 
 ## Property-based API fuzzing (schemathesis) against a real server on a fresh SQLite database,
 ## bounded by FUZZ_MAX_EXAMPLES per operation and FUZZ_MAX_SECONDS; see tests/fuzz_api.py.
