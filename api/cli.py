@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.commands import items_csv
 from api.commands import users as users_commands
-from api.commands.common import CommandError, add_command
-
-# The shared helpers, under the names the commands in this file have always used.
-from api.commands.common import read_password as _read_password
-from api.commands.common import run_in_session as _run_in_session
-from api.commands.common import validation_message as _validation_message
+from api.commands.common import (
+    CommandError,
+    add_command,
+    read_password,
+    run_in_session,
+    validation_message,
+)
 from api.errors import DomainError
 from api.logs import configure_logging
 from api.schemas.users import UserCreate, UserUpdate
@@ -55,12 +56,12 @@ def ensure_first_admin() -> None:
             username=settings.FIRST_ADMIN_USERNAME, password=password, role=Role.admin
         )
     except ValidationError as exc:
-        raise CommandError(f"FIRST_ADMIN_* settings: {_validation_message(exc)}") from None
+        raise CommandError(f"FIRST_ADMIN_* settings: {validation_message(exc)}") from None
 
     async def work(db: AsyncSession) -> User | None:
-        return await users.ensure_first_admin(db, data.username, data.password)
+        return await users.ensure_first_admin(db, data)
 
-    admin = _run_in_session(work)
+    admin = run_in_session(work)
     if admin is None:
         return
     print(f"created the first admin '{admin.username}'", end="")
@@ -95,25 +96,25 @@ def serve(args: argparse.Namespace) -> None:
 
 
 def create_user(args: argparse.Namespace) -> None:
-    password = _read_password(f"Password for {args.username}: ")
+    password = read_password(f"Password for {args.username}: ")
     try:
         data = UserCreate(username=args.username, password=password, role=args.role)
     except ValidationError as exc:
-        raise CommandError(_validation_message(exc)) from None
+        raise CommandError(validation_message(exc)) from None
 
     async def work(db: AsyncSession) -> User:
         return await users.create(db, data)
 
-    user = _run_in_session(work)
+    user = run_in_session(work)
     print(f"created {user.role.value} '{user.username}' (id {user.id})")
 
 
 def set_password(args: argparse.Namespace) -> None:
-    password = _read_password(f"New password for {args.username}: ")
+    password = read_password(f"New password for {args.username}: ")
     try:
         UserUpdate(password=password)
     except ValidationError as exc:
-        raise CommandError(_validation_message(exc)) from None
+        raise CommandError(validation_message(exc)) from None
 
     async def work(db: AsyncSession) -> None:
         user = await db.scalar(select(User).where(User.username == args.username.lower()))
@@ -121,7 +122,7 @@ def set_password(args: argparse.Namespace) -> None:
             raise CommandError(f"no user named '{args.username}'")
         await users.set_password(db, user, password)
 
-    _run_in_session(work)
+    run_in_session(work)
     print(f"password of '{args.username}' changed; their logins were ended")
 
 
@@ -130,7 +131,7 @@ def prune_images(args: argparse.Namespace) -> None:
     from api import storage
     from api.services import images
 
-    names = _run_in_session(images.unreferenced_files)
+    names = run_in_session(images.unreferenced_files)
     for name in names:
         if args.delete:
             storage.delete_file(name)

@@ -4,7 +4,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import FileResponse
 
-from api import storage
+from api import etags, storage
 from api.deps import ItemDep
 from api.errors import NotFound
 from api.schemas.common import error_responses
@@ -97,10 +97,6 @@ async def get_image(file: str, if_none_match: Annotated[str | None, Header()] = 
         raise NotFound(IMAGE_NOT_FOUND)
     tag = f'"{path.stem}"'
     headers = {**CACHE_HEADERS, "ETag": tag}
-    if if_none_match is not None and _matches(if_none_match, tag):
+    if if_none_match is not None and etags.matches(if_none_match, tag, weak=True):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return FileResponse(path, media_type=storage.media_type(file), headers=headers)
-
-
-def _matches(header: str, tag: str) -> bool:
-    return any(t.strip().removeprefix("W/") in ("*", tag) for t in header.split(","))

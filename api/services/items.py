@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import storage
+from api import etags, storage
 from api.errors import Conflict, NotFound, PreconditionFailed
 from api.schemas.items import ItemCreate, ItemQuery, ItemUpdate
 from models.item import Item
@@ -24,16 +24,7 @@ def etag(item: Item) -> str:
 
 
 def etag_matches(header: str, item: Item, *, weak: bool = False) -> bool:
-    """RFC 9110: a list of tags or `*`. If-Match compares strongly (a `W/` tag never matches),
-    If-None-Match weakly."""
-    current = etag(item)
-    for raw in header.split(","):
-        tag = raw.strip()
-        if weak:
-            tag = tag.removeprefix("W/")
-        if tag in ("*", current):
-            return True
-    return False
+    return etags.matches(header, etag(item), weak=weak)
 
 
 async def get(db: AsyncSession, item_id: int) -> Item:

@@ -155,8 +155,8 @@ async def set_password(db: AsyncSession, user: User, password: str) -> None:
     await db.flush()
 
 
-async def ensure_first_admin(db: AsyncSession, username: str, password: str) -> User | None:
+async def ensure_first_admin(db: AsyncSession, admin: UserCreate) -> User | None:
     """Create the first admin when there are no users at all; None if there are some."""
     if await db.scalar(select(User.id).limit(1)) is not None:
         return None
-    return await create(db, UserCreate(username=username, password=password, role=Role.admin))
+    return await create(db, admin)
