@@ -8,7 +8,6 @@ import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +18,7 @@ from api.commands.common import (
     add_command,
     read_password,
     run_in_session,
+    user_named,
     validation_message,
 )
 from api.errors import DomainError
@@ -117,10 +117,7 @@ def set_password(args: argparse.Namespace) -> None:
         raise CommandError(validation_message(exc)) from None
 
     async def work(db: AsyncSession) -> None:
-        user = await db.scalar(select(User).where(User.username == args.username.lower()))
-        if user is None:
-            raise CommandError(f"no user named '{args.username}'")
-        await users.set_password(db, user, password)
+        await users.set_password(db, await user_named(db, args.username), password)
 
     run_in_session(work)
     print(f"password of '{args.username}' changed; their logins were ended")
