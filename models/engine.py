@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_only as await_  # await_only: also on SQLAlchemy 2.0
 
+from models.pool import FairQueuePool
 from models.settings import DatabaseSettings
 from models.transaction_hooks import on_commit, on_rollback
 from models.writers import sqlite_writers
@@ -28,6 +29,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     return create_async_engine(
         url,
         echo=settings.DB_ECHO,
+        poolclass=FairQueuePool,
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_timeout=settings.DB_POOL_TIMEOUT,
@@ -46,6 +48,7 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
     engine = create_async_engine(
         url,
         echo=settings.DB_ECHO,
+        poolclass=FairQueuePool,
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_timeout=settings.DB_POOL_TIMEOUT,
