@@ -13,6 +13,7 @@ from auth import tokens
 from auth.errors import NotAuthenticated, PermissionDenied
 from auth.permissions import Capability, allows
 from auth.tokens import TokenType
+from models.engine import BEFORE_WRITING
 from models.session import SessionDep
 from models.user import AuthSession, User
 
@@ -39,7 +40,9 @@ async def get_principal(
         select(User)
         .join(AuthSession, AuthSession.user_id == User.id)
         .where(User.id == claims.user_id, User.is_active.is_(True))
-        .where(AuthSession.id == claims.session_id, AuthSession.revoked_at.is_(None))
+        .where(AuthSession.id == claims.session_id, AuthSession.revoked_at.is_(None)),
+        # Checked before a write request's transaction takes SQLite's one writer's turn.
+        execution_options={BEFORE_WRITING: True},
     )
     if user is None:
         raise NotAuthenticated()

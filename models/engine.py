@@ -2,7 +2,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, make_url
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExecutionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -14,12 +14,16 @@ from sqlalchemy.util import await_only as await_  # await_only: also on SQLAlche
 from models.pool import FairQueuePool
 from models.settings import DatabaseSettings
 from models.transaction_hooks import on_commit, on_rollback
-from models.writers import sqlite_writers
+from models.writers import WriterTurn, sqlite_writers
 
-# Execution option a write transaction sets so SQLite takes the write lock at BEGIN: a deferred
-# transaction that reads, then writes after another writer committed, fails at once with
-# SQLITE_BUSY instead of waiting.
-SQLITE_IMMEDIATE = "sqlite_immediate"
+# Execution option of a write transaction on SQLite: its WriterTurn. The transaction begins at
+# its first statement, with the writer's turn and BEGIN IMMEDIATE (a deferred transaction that
+# reads, then writes after another writer committed, fails at once with SQLITE_BUSY).
+SQLITE_WRITER = "sqlite_writer"
+# Statement option: this read may run before the write transaction begins (on SQLite, on its
+# own, outside the writer's turn). For the caller's credentials, checked before anything else,
+# so that the one writer at a time does not wait for them.
+BEFORE_WRITING = "before_writing"
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
@@ -72,14 +76,36 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get(SQLITE_IMMEDIATE)
-        # Straight to aiosqlite: one trip to its thread, where exec_driver_sql takes three
-        # (open a cursor, execute, close it). Every request pays this.
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        await_(driver.execute("BEGIN IMMEDIATE" if immediate else "BEGIN"))
+        if SQLITE_WRITER in conn.get_execution_options():
+            return  # begins at its first statement (_on_statement)
+        _driver_execute(conn, "BEGIN")
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _on_statement(
+        conn: Connection,
+        _cursor: Any,
+        _statement: str,
+        _parameters: Any,
+        context: ExecutionContext | None,
+        _executemany: bool,
+    ) -> None:
+        turn: WriterTurn | None = conn.get_execution_options().get(SQLITE_WRITER)
+        if turn is None or turn.taken:
+            return
+        if context is not None and context.execution_options.get(BEFORE_WRITING):
+            return  # reads on its own (SQLite's autocommit), before the writer's turn
+        await_(turn.take())
+        _driver_execute(conn, "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _driver_execute(conn: Connection, sql: str) -> None:
+    # Straight to aiosqlite: one trip to its thread, where exec_driver_sql takes three
+    # (open a cursor, execute, close it). Every request pays this.
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    await_(driver.execute(sql))
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -96,18 +122,21 @@ async def end_read(session: AsyncSession) -> None:
 
 
 async def begin_write(session: AsyncSession) -> None:
-    """Start the session's transaction as a writer (BEGIN IMMEDIATE on SQLite).
+    """Make the session's next transaction a writer's (on SQLite: BEGIN IMMEDIATE, in the
+    writer's turn, at its first statement).
 
     Call it before the transaction has read anything: SQLite cannot turn a reader into a
     writer once another writer has committed after it began. A request that reads and does
     slow work first calls `end_read`, then this, then re-reads (`populate_existing`) what it
     is about to change.
     """
-    writers = sqlite_writers(session.bind) if isinstance(session.bind, AsyncEngine) else None
-    if writers is not None:
-        # This service's writers queue for their turn instead of polling SQLite's lock; the
-        # turn ends with the transaction, whichever way it ends.
-        await writers.acquire()
-        on_commit(session, writers.release)
-        on_rollback(session, writers.release)
-    await session.connection(execution_options={SQLITE_IMMEDIATE: True})
+    bind = session.bind
+    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "sqlite":
+        await session.connection()
+        return
+    # This service's writers queue for their turn instead of polling SQLite's lock; the turn
+    # ends with the transaction, whichever way it ends.
+    turn = WriterTurn(sqlite_writers(bind))
+    on_commit(session, turn.end)
+    on_rollback(session, turn.end)
+    await session.connection(execution_options={SQLITE_WRITER: turn})

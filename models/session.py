@@ -38,7 +38,8 @@ def _request_session(write_first: bool) -> Callable[[Request], AsyncIterator[Asy
     return session_dependency
 
 
-# A write request's transaction is a writer's from the start (BEGIN IMMEDIATE on SQLite).
+# A write request's transaction is a writer's (on SQLite: BEGIN IMMEDIATE in the writer's turn)
+# from its first statement on, except the caller's credentials check (BEFORE_WRITING) before it.
 get_session = _request_session(write_first=True)
 # For a write request that does slow work first (a password hash): it reads, then calls
 # models.engine.begin_write before it writes.

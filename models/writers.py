@@ -51,6 +51,25 @@ class SQLiteWriters:
         self._queue.release()
 
 
+class WriterTurn:
+    """One write transaction's turn: taken at its first statement, ended with it."""
+
+    def __init__(self, writers: SQLiteWriters | None) -> None:
+        self.writers = writers  # None: an in-memory database, one process
+        self.taken = False
+
+    async def take(self) -> None:
+        if self.writers is not None:
+            await self.writers.acquire()
+        self.taken = True
+
+    def end(self) -> None:
+        if self.taken:
+            self.taken = False
+            if self.writers is not None:
+                self.writers.release()
+
+
 _writers: WeakKeyDictionary[Engine, SQLiteWriters] = WeakKeyDictionary()
 
 

@@ -8,12 +8,14 @@ import asyncio
 import os
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.enums import Role
 from models.item import Item
+from models.writers import sqlite_writers
 from tests.factories import auth_headers, make_item, make_user
 
 WRITERS = 25
@@ -54,3 +56,31 @@ async def test_concurrent_patches_of_one_item_all_apply(
     assert statuses == [200] * WRITERS
     await db.refresh(item)
     assert item.version == 1 + WRITERS
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="SQLite's writer turn")
+async def test_credentials_are_checked_before_the_writer_turn(
+    app: FastAPI, client: AsyncClient, db: AsyncSession
+) -> None:
+    """A write request waits for SQLite's one writer only once its caller is known: a revoked
+    token is refused while another transaction writes, and a valid one waits its turn."""
+    editor = await make_user(db, Role.editor)
+    headers = await auth_headers(db, editor)
+    revoked = await auth_headers(db, editor)
+    assert (await client.post("/logout", headers=revoked)).status_code == 204
+    writers = sqlite_writers(app.state.engine)
+    assert writers is not None
+    body = {"name": "Box", "quantity": 1}
+
+    await writers.acquire()  # another transaction is writing
+    try:
+        refused = await asyncio.wait_for(client.post("/items", json=body, headers=revoked), 10)
+        waiting = asyncio.create_task(client.post("/items", json=body, headers=headers))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+    finally:
+        writers.release()
+
+    assert refused.status_code == 401
+    assert (await waiting).status_code == 201
+    assert await db.scalar(select(func.count()).select_from(Item)) == 1
