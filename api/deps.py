@@ -2,17 +2,22 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Request
 
 from api.schemas.common import MAX_INT32
 from api.services import items, users
 from models.item import Item
-from models.session import SessionDep
+from models.session import READ_METHODS, SessionDep
 from models.user import User
 
 
-async def item_by_id(db: SessionDep, item_id: Annotated[int, Path(ge=1, le=MAX_INT32)]) -> Item:
-    return await items.get(db, item_id)
+async def item_by_id(
+    db: SessionDep, request: Request, item_id: Annotated[int, Path(ge=1, le=MAX_INT32)]
+) -> Item:
+    # A write locks the row it read (PostgreSQL; SQLite has one writer anyway): concurrent
+    # updates of one item queue and each applies to the latest version, instead of the
+    # later ones failing on a version they never saw.
+    return await items.get(db, item_id, for_update=request.method not in READ_METHODS)
 
 
 async def user_by_id(db: SessionDep, user_id: Annotated[int, Path(ge=1, le=MAX_INT32)]) -> User:

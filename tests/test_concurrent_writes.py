@@ -39,8 +39,7 @@ async def test_concurrent_creates_all_succeed(client: AsyncClient, db: AsyncSess
     assert await db.scalar(select(func.count()).select_from(Item)) == WRITERS
 
 
-# On PostgreSQL concurrent updates of one row are not queued: the losers answer 409 (stale version).
-@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="SQLite's writer queue")
+# SQLite queues the writers; PostgreSQL queues them on the item's row lock (SELECT FOR UPDATE).
 async def test_concurrent_patches_of_one_item_all_apply(
     client: AsyncClient, db: AsyncSession
 ) -> None:

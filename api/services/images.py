@@ -23,14 +23,14 @@ async def replace(db: AsyncSession, item: Item, request: Request, actor: User) -
     settings = get_api_settings()
     item_id, actor_id = item.id, actor.id
     # Receiving and decoding take as long as the client makes them: hold no transaction
-    # meanwhile (on SQLite that would be the database's write lock). The guards only read.
+    # meanwhile (on SQLite that would be the database's write lock, on PostgreSQL the row lock).
     await end_read(db)
     with storage.temp_file() as received, storage.temp_file() as cleaned:
         await upload.receive_file(request, received, settings.MAX_UPLOAD_BYTES)
         extension = await imaging.clean(received, cleaned, settings.MAX_IMAGE_PIXELS)
         name = storage.new_name(extension)
         await begin_write(db)
-        current = await db.get(Item, item_id, populate_existing=True)
+        current = await db.get(Item, item_id, populate_existing=True, with_for_update=True)
         if current is None:
             raise NotFound(ITEM_NOT_FOUND)
         on_rollback(db, partial(storage.remove, name))

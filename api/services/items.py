@@ -27,8 +27,8 @@ def etag_matches(header: str, item: Item, *, weak: bool = False) -> bool:
     return etags.matches(header, etag(item), weak=weak)
 
 
-async def get(db: AsyncSession, item_id: int) -> Item:
-    item = await db.get(Item, item_id)
+async def get(db: AsyncSession, item_id: int, *, for_update: bool = False) -> Item:
+    item = await db.get(Item, item_id, with_for_update=for_update)
     if item is None:
         raise NotFound(ITEM_NOT_FOUND)
     return item
