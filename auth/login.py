@@ -13,7 +13,8 @@ BAD_CREDENTIALS = "Incorrect username or password"
 
 async def authenticate(db: AsyncSession, username: str, password: str) -> tuple[int, str | None]:
     """The id of the active user with these credentials, and a new hash of the password when
-    the stored one uses outdated parameters; or 401. It only reads.
+    the stored one uses outdated parameters; or 401. It reads, then ends its transaction
+    before the hash: a login waiting for the hasher holds no pooled connection and no lock.
 
     Unknown user, wrong password and disabled account answer alike and each pays for one
     password verification, so neither the answer nor its timing tells them apart.
@@ -23,12 +24,12 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> tuple[
     # PostgreSQL refuses a NUL in text, passlib a password over 4 KiB; neither is a 500.
     possible = "\x00" not in name and len(password) <= MAX_PASSWORD_LENGTH
     user = await db.scalar(select(User).where(User.username == name)) if possible else None
-    ok, new_hash = await verify_password(
-        password[:MAX_PASSWORD_LENGTH], user.password_hash if user else None
-    )
-    if user is None or not ok or not user.is_active:
+    user_id, stored_hash = (user.id, user.password_hash) if user and user.is_active else (0, None)
+    await end_read(db)
+    ok, new_hash = await verify_password(password[:MAX_PASSWORD_LENGTH], stored_hash)
+    if not ok:
         raise NotAuthenticated(BAD_CREDENTIALS)
-    return user.id, new_hash
+    return user_id, new_hash
 
 
 async def log_in(
@@ -50,9 +51,8 @@ async def log_in(
         user_id, new_hash = await authenticate(db, username, password)
     except NotAuthenticated:
         user_id, new_hash = None, None
-    # The password was checked while the transaction only read; writing starts now, so on
-    # SQLite no login holds the database's one write lock while it hashes.
-    await end_read(db)
+    # Writing starts once the password is checked: on SQLite no login holds the database's
+    # one writer's turn while it hashes.
     await begin_write(db)
     if user_id is None:
         await throttle.failed(username, address)

@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -125,3 +126,28 @@ async def test_a_write_goes_through_while_a_login_checks_its_password(
     finish.set()
     assert (await login).status_code == 200
     assert await count(db, Item) == 1
+
+
+async def test_a_login_waiting_for_its_password_hash_holds_no_connection(
+    app: FastAPI, client: AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A login storm queues for the hasher without taking the pool's connections from reads."""
+    await make_user(db, Role.viewer, username="slowpoke")
+    await db.commit()
+    hashing, finish = asyncio.Event(), asyncio.Event()
+
+    async def held_verify(password: str, stored: str | None) -> tuple[bool, str | None]:
+        hashing.set()
+        await finish.wait()
+        return await verify_password(password, stored)
+
+    monkeypatch.setattr(login_module, "verify_password", held_verify)
+    login = asyncio.create_task(
+        client.post("/token", data={"username": "slowpoke", "password": PASSWORD})
+    )
+    await asyncio.wait_for(hashing.wait(), timeout=30)
+    checked_out = app.state.engine.pool.checkedout()
+    finish.set()
+
+    assert checked_out == 0
+    assert (await login).status_code == 200
