@@ -81,7 +81,7 @@ def serve(args: argparse.Namespace) -> None:
     # The workers share the cores: by default each hashes passwords on its share of them.
     os.environ.setdefault("HASH_CONCURRENCY", str(max(1, (os.cpu_count() or 1) // workers)))
     uvicorn.run(
-        "api.app:create_app",
+        "api.app:create_served_app",
         factory=True,
         host=args.host,
         port=args.port,

@@ -1,7 +1,10 @@
+import gc
+
 from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.app import create_served_app
 from models.enums import Role
 from models.item import Item
 from tests.factories import PASSWORD, make_user
@@ -21,3 +24,12 @@ async def test_login_then_create_item(client: AsyncClient, db: AsyncSession) -> 
     body = r.json()["item"]
     assert r.headers["location"] == f"/items/{body['id']}"
     assert (await db.scalar(select(Item.name).where(Item.id == body["id"]))) == "Bolt"
+
+
+def test_the_served_app_freezes_what_it_built_at_startup() -> None:
+    gc.unfreeze()
+    try:
+        create_served_app()
+        assert gc.get_freeze_count() > 0  # its startup objects are spared by the collector
+    finally:
+        gc.unfreeze()
