@@ -588,6 +588,15 @@ def login_storm(run: Run, service: Server, db: str, hashes: HashRate) -> None:
         env=probe,
     )
     storm_env = {"BENCH_USER": EDITOR, "BENCH_PASSWORD": run.editor_password}
+    # For reference: the storm with nothing else running (the target is measured below,
+    # while the probe's reads are served too).
+    service.reset_peaks()
+    lone = wrk(
+        service.port, "login", connections=32, seconds=a.duration, timeout_s=10, env=storm_env
+    )
+    lone_row = Row("POST /token storm, no probe", db, "service", 32, lone, service.peak_rss_mib())
+    run.rows.append(lone_row)
+    print(f"  {lone_row.scenario:<28} {'service':<8} {_fmt_row(lone_row)}", flush=True)
     box: dict[str, WrkResult] = {}
     service.reset_peaks()
 
@@ -630,6 +639,11 @@ def login_storm(run: Run, service: Server, db: str, hashes: HashRate) -> None:
         f"{db}: /token rate ≥ 70% of parallel hash rate",
         f"{share:.0%} ({box['storm'].rate:.1f}/s vs {hashes.parallel:.1f}/s)",
         share >= 0.7,
+    )
+    run.check(
+        f"{db}: the same without the probe's reads (reference)",
+        f"{lone.rate / hashes.parallel:.0%} ({lone.rate:.1f}/s)",
+        None,
     )
 
 
