@@ -24,10 +24,12 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> tuple[
     # PostgreSQL refuses a NUL in text, passlib a password over 4 KiB; neither is a 500.
     possible = "\x00" not in name and len(password) <= MAX_PASSWORD_LENGTH
     user = await db.scalar(select(User).where(User.username == name)) if possible else None
-    user_id, stored_hash = (user.id, user.password_hash) if user and user.is_active else (0, None)
+    if user is not None and not user.is_active:
+        user = None  # checked against the dummy hash, like an unknown account
+    user_id, stored_hash = (user.id, user.password_hash) if user else (None, None)
     await end_read(db)
     ok, new_hash = await verify_password(password[:MAX_PASSWORD_LENGTH], stored_hash)
-    if not ok:
+    if user_id is None or not ok:
         raise NotAuthenticated(BAD_CREDENTIALS)
     return user_id, new_hash
 
