@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import login as login_module
@@ -97,13 +97,11 @@ async def test_one_refresh_token_used_twice_at_once_revokes_the_login(
     assert all(s.revoked_at is not None for s in await sessions_of(db, user))
 
 
-async def test_a_write_goes_through_while_a_login_checks_its_password(
-    client: AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The password hash runs before the login's transaction writes: it holds no write lock
-    (on SQLite the one lock every writer needs) while it hashes."""
-    await make_user(db, Role.viewer, username="slowpoke")
-    headers = await auth_headers(db, await make_user(db, Role.editor))
+async def _login_held_in_its_hash(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> tuple[asyncio.Task[Response], asyncio.Event]:
+    """Start a login of "slowpoke" and return once it is in its password hash, with the
+    event that lets the hash finish."""
     hashing, finish = asyncio.Event(), asyncio.Event()
 
     async def held_verify(password: str, stored: str | None) -> tuple[bool, str | None]:
@@ -116,6 +114,17 @@ async def test_a_write_goes_through_while_a_login_checks_its_password(
         client.post("/token", data={"username": "slowpoke", "password": PASSWORD})
     )
     await asyncio.wait_for(hashing.wait(), timeout=30)
+    return login, finish
+
+
+async def test_a_write_goes_through_while_a_login_checks_its_password(
+    client: AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The password hash runs before the login's transaction writes: it holds no write lock
+    (on SQLite the one lock every writer needs) while it hashes."""
+    await make_user(db, Role.viewer, username="slowpoke")
+    headers = await auth_headers(db, await make_user(db, Role.editor))
+    login, finish = await _login_held_in_its_hash(client, monkeypatch)
 
     created = await client.post(
         "/items", json={"name": "Meanwhile", "quantity": 1}, headers=headers
@@ -134,18 +143,7 @@ async def test_a_login_waiting_for_its_password_hash_holds_no_connection(
     """A login storm queues for the hasher without taking the pool's connections from reads."""
     await make_user(db, Role.viewer, username="slowpoke")
     await db.commit()
-    hashing, finish = asyncio.Event(), asyncio.Event()
-
-    async def held_verify(password: str, stored: str | None) -> tuple[bool, str | None]:
-        hashing.set()
-        await finish.wait()
-        return await verify_password(password, stored)
-
-    monkeypatch.setattr(login_module, "verify_password", held_verify)
-    login = asyncio.create_task(
-        client.post("/token", data={"username": "slowpoke", "password": PASSWORD})
-    )
-    await asyncio.wait_for(hashing.wait(), timeout=30)
+    login, finish = await _login_held_in_its_hash(client, monkeypatch)
     checked_out = app.state.engine.pool.checkedout()
     finish.set()
 
