@@ -13,6 +13,7 @@ from sqlalchemy.util import await_only as await_  # await_only: also on SQLAlche
 
 from models.pool import FairQueuePool
 from models.settings import DatabaseSettings
+from models.sqlite_driver import OneTripDBAPI
 from models.transaction_hooks import on_commit, on_rollback
 from models.writers import WriterTurn, sqlite_writers
 
@@ -51,6 +52,7 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
         url,
+        module=OneTripDBAPI(),
         echo=settings.DB_ECHO,
         poolclass=FairQueuePool,
         pool_size=settings.DB_POOL_SIZE,

@@ -1,0 +1,59 @@
+"""SQLite statements take one trip each to aiosqlite's thread, with the usual cursor results."""
+
+from pathlib import Path
+
+import aiosqlite
+import pytest
+from sqlalchemy import text
+
+from models.engine import create_engine
+from models.settings import DatabaseSettings
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of each function aiosqlite runs on its thread, in order."""
+    calls: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(
+        self: aiosqlite.Connection, fn: object, *args: object, **kwargs: object
+    ) -> object:
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return calls
+
+
+async def test_each_statement_is_one_trip_with_its_results(
+    tmp_path: Path, trips: list[str]
+) -> None:
+    engine = create_engine(DatabaseSettings(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/t.db"))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"))
+            trips.clear()
+            inserted = await conn.execute(text("INSERT INTO t (name) VALUES ('a'), ('b')"))
+            assert trips == ["_execute"]
+            assert inserted.rowcount == 2
+            assert inserted.lastrowid == 2
+
+            trips.clear()
+            result = await conn.execute(text("SELECT id, name FROM t ORDER BY id"))
+            assert trips == ["_execute"]
+            assert list(result.keys()) == ["id", "name"]
+            assert result.all() == [(1, "a"), (2, "b")]
+
+            nothing = await conn.execute(text("SELECT id FROM t WHERE id > 5"))
+            assert list(nothing.keys()) == ["id"]
+            assert nothing.all() == []
+
+            many = await conn.execute(
+                text("UPDATE t SET name = :name WHERE id = :id"),
+                [{"id": 1, "name": "x"}, {"id": 2, "name": "y"}],
+            )
+            assert many.rowcount == 2
+            assert (await conn.execute(text("SELECT group_concat(name) FROM t"))).scalar() == "x,y"
+    finally:
+        await engine.dispose()
