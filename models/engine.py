@@ -13,7 +13,7 @@ from sqlalchemy.util import await_only as await_  # await_only: also on SQLAlche
 
 from models.pool import FairQueuePool
 from models.settings import DatabaseSettings
-from models.sqlite_driver import OneTripDBAPI
+from models.sqlite_driver import OneTripConnection, OneTripDBAPI
 from models.transaction_hooks import on_commit, on_rollback
 from models.writers import WriterTurn, sqlite_writers
 
@@ -80,7 +80,7 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
     def _on_begin(conn: Connection) -> None:
         if SQLITE_WRITER in conn.get_execution_options():
             return  # begins at its first statement (_on_statement)
-        _driver_execute(conn, "BEGIN")
+        _begin_with_next_statement(conn, "BEGIN")
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def _on_statement(
@@ -97,17 +97,17 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
         if context is not None and context.execution_options.get(BEFORE_WRITING):
             return  # reads on its own (SQLite's autocommit), before the writer's turn
         await_(turn.take())
-        _driver_execute(conn, "BEGIN IMMEDIATE")
+        _begin_with_next_statement(conn, "BEGIN IMMEDIATE")
 
     return engine
 
 
-def _driver_execute(conn: Connection, sql: str) -> None:
-    # Straight to aiosqlite: one trip to its thread, where exec_driver_sql takes three
-    # (open a cursor, execute, close it). Every request pays this.
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    await_(driver.execute(sql))
+def _begin_with_next_statement(conn: Connection, begin: str) -> None:
+    # SQLAlchemy, not the driver, begins transactions (see _on_connect); the BEGIN goes to
+    # aiosqlite's thread in the same trip as the statement that follows (models/sqlite_driver).
+    driver = conn.connection.dbapi_connection
+    assert isinstance(driver, OneTripConnection)
+    driver.begin_with = begin
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -26,7 +26,14 @@ from sqlalchemy.util import await_only as await_
 _Outcome = tuple[list[Any], Any, int, int | None]
 
 
-def _execute(conn: sqlite3.Connection, operation: str, parameters: Any) -> _Outcome:
+def _execute(
+    conn: sqlite3.Connection, begin: str | None, operation: str, parameters: Any
+) -> tuple[_Outcome | None, Exception | None, bool]:
+    """On aiosqlite's thread: BEGIN if one is pending, then the statement. A failed BEGIN
+    raises (nothing began); a failed statement is returned, its transaction begun. Last,
+    whether a transaction is open."""
+    if begin:
+        conn.execute(begin).close()
     cursor = conn.cursor()
     try:
         if parameters is None:
@@ -34,16 +41,26 @@ def _execute(conn: sqlite3.Connection, operation: str, parameters: Any) -> _Outc
         else:
             cursor.execute(operation, parameters)
         rows = cursor.fetchall() if cursor.description else []
-        return rows, cursor.description, cursor.rowcount, cursor.lastrowid
+        outcome = (rows, cursor.description, cursor.rowcount, cursor.lastrowid)
+        return outcome, None, conn.in_transaction
+    except Exception as exc:
+        return None, exc, conn.in_transaction
     finally:
         cursor.close()
 
 
-def _executemany(conn: sqlite3.Connection, operation: str, seq_of_parameters: Any) -> _Outcome:
+def _executemany(
+    conn: sqlite3.Connection, begin: str | None, operation: str, seq_of_parameters: Any
+) -> tuple[_Outcome | None, Exception | None, bool]:
+    if begin:
+        conn.execute(begin).close()
     cursor = conn.cursor()
     try:
         cursor.executemany(operation, seq_of_parameters)
-        return [], cursor.description, cursor.rowcount, cursor.lastrowid
+        outcome: _Outcome = ([], cursor.description, cursor.rowcount, cursor.lastrowid)
+        return outcome, None, conn.in_transaction
+    except Exception as exc:
+        return None, exc, conn.in_transaction
     finally:
         cursor.close()
 
@@ -88,15 +105,20 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._run(_executemany, operation, seq_of_parameters)
 
     def _run(self, function: Any, operation: Any, parameters: Any) -> None:
+        adapted: OneTripConnection = self._adapt_connection  # type: ignore[assignment]
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         try:
-            rows, self._description, self._rowcount, self._lastrowid = await_(
+            outcome, failure, adapted.in_transaction = await_(
                 connection._execute(  # type: ignore[no-untyped-call]
-                    function, connection._conn, operation, parameters
+                    function, connection._conn, adapted.begin_with, operation, parameters
                 )
             )
+            adapted.begin_with = None  # begun, whatever became of the statement
+            if failure is not None:
+                raise failure
         except Exception as error:
             self._adapt_connection._handle_exception(error)
+        rows, self._description, self._rowcount, self._lastrowid = outcome
         self._rows = deque(rows)
 
     async def _async_soft_close(self) -> None:
@@ -107,8 +129,30 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    """`begin_with`: a BEGIN statement to run on the thread just before the transaction's
+    first statement, in the same trip. Commit and rollback make no trip when no transaction
+    is open (SQLite would do nothing): one that never ran a statement, or the pool's
+    rollback of a connection returned after its commit."""
+
+    __slots__ = ("begin_with", "in_transaction")
     _cursor_cls = OneTripCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self.begin_with: str | None = None
+        self.in_transaction = False
+
+    def commit(self) -> None:
+        self.begin_with = None
+        if self.in_transaction:
+            super().commit()
+            self.in_transaction = False
+
+    def rollback(self) -> None:
+        self.begin_with = None
+        if self.in_transaction:
+            super().rollback()
+            self.in_transaction = False
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
-from sqlalchemy import text
+from sqlalchemy import exc, text
 
 from models.engine import create_engine
 from models.settings import DatabaseSettings
@@ -55,5 +55,33 @@ async def test_each_statement_is_one_trip_with_its_results(
             )
             assert many.rowcount == 2
             assert (await conn.execute(text("SELECT group_concat(name) FROM t"))).scalar() == "x,y"
+    finally:
+        await engine.dispose()
+
+
+async def test_begin_goes_with_the_first_statement_and_a_failed_one_keeps_it(
+    tmp_path: Path, trips: list[str]
+) -> None:
+    engine = create_engine(DatabaseSettings(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/t.db"))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+        trips.clear()
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t (id) VALUES (1)"))
+        assert len(trips) == 2  # BEGIN with the INSERT, then COMMIT
+
+        trips.clear()
+        async with engine.connect() as conn:
+            await conn.commit()  # a transaction that never ran a statement
+        assert trips == []
+
+        async with engine.connect() as conn:
+            with pytest.raises(exc.IntegrityError):
+                await conn.execute(text("INSERT INTO t (id) VALUES (1)"))  # BEGIN ran
+            await conn.execute(text("INSERT INTO t (id) VALUES (2)"))
+            await conn.rollback()
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 1
     finally:
         await engine.dispose()
