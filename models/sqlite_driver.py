@@ -11,6 +11,7 @@ writer's turn.
 
 import sqlite3
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import aiosqlite
@@ -26,38 +27,19 @@ from sqlalchemy.util import await_only as await_
 _Outcome = tuple[list[Any], Any, int, int | None]
 
 
-def _execute(
-    conn: sqlite3.Connection, begin: str | None, operation: str, parameters: Any
+def _on_thread(
+    conn: sqlite3.Connection, begin: str | None, statement: Callable[[sqlite3.Cursor], object]
 ) -> tuple[_Outcome | None, Exception | None, bool]:
-    """On aiosqlite's thread: BEGIN if one is pending, then the statement. A failed BEGIN
-    raises (nothing began); a failed statement is returned, its transaction begun. Last,
-    whether a transaction is open."""
+    """On aiosqlite's thread: BEGIN if one is pending, then the statement on a cursor of its
+    own. A failed BEGIN raises (nothing began); a failed statement is returned, its
+    transaction begun. Last, whether a transaction is open."""
     if begin:
         conn.execute(begin).close()
     cursor = conn.cursor()
     try:
-        if parameters is None:
-            cursor.execute(operation)
-        else:
-            cursor.execute(operation, parameters)
+        statement(cursor)
         rows = cursor.fetchall() if cursor.description else []
         outcome = (rows, cursor.description, cursor.rowcount, cursor.lastrowid)
-        return outcome, None, conn.in_transaction
-    except Exception as exc:
-        return None, exc, conn.in_transaction
-    finally:
-        cursor.close()
-
-
-def _executemany(
-    conn: sqlite3.Connection, begin: str | None, operation: str, seq_of_parameters: Any
-) -> tuple[_Outcome | None, Exception | None, bool]:
-    if begin:
-        conn.execute(begin).close()
-    cursor = conn.cursor()
-    try:
-        cursor.executemany(operation, seq_of_parameters)
-        outcome: _Outcome = ([], cursor.description, cursor.rowcount, cursor.lastrowid)
         return outcome, None, conn.in_transaction
     except Exception as exc:
         return None, exc, conn.in_transaction
@@ -99,18 +81,21 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         pass  # every row is fetched at once
 
     def execute(self, operation: Any, parameters: Any = None) -> None:
-        self._run(_execute, operation, parameters)
+        if parameters is None:
+            self._run(lambda cursor: cursor.execute(operation))
+        else:
+            self._run(lambda cursor: cursor.execute(operation, parameters))
 
     def executemany(self, operation: Any, seq_of_parameters: Any) -> None:
-        self._run(_executemany, operation, seq_of_parameters)
+        self._run(lambda cursor: cursor.executemany(operation, seq_of_parameters))
 
-    def _run(self, function: Any, operation: Any, parameters: Any) -> None:
+    def _run(self, statement: Callable[[sqlite3.Cursor], object]) -> None:
         adapted: OneTripConnection = self._adapt_connection  # type: ignore[assignment]
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         try:
             outcome, failure, adapted.in_transaction = await_(
                 connection._execute(  # type: ignore[no-untyped-call]
-                    function, connection._conn, adapted.begin_with, operation, parameters
+                    _on_thread, connection._conn, adapted.begin_with, statement
                 )
             )
             adapted.begin_with = None  # begun, whatever became of the statement

@@ -1,10 +1,12 @@
 """SQLite statements take one trip each to aiosqlite's thread, with the usual cursor results."""
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
 import pytest
 from sqlalchemy import exc, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.engine import create_engine
 from models.settings import DatabaseSettings
@@ -26,62 +28,60 @@ def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-async def test_each_statement_is_one_trip_with_its_results(
-    tmp_path: Path, trips: list[str]
-) -> None:
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(DatabaseSettings(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/t.db"))
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"))
-            trips.clear()
-            inserted = await conn.execute(text("INSERT INTO t (name) VALUES ('a'), ('b')"))
-            assert trips == ["_execute"]
-            assert inserted.rowcount == 2
-            assert inserted.lastrowid == 2
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"))
+    yield engine
+    await engine.dispose()
 
-            trips.clear()
-            result = await conn.execute(text("SELECT id, name FROM t ORDER BY id"))
-            assert trips == ["_execute"]
-            assert list(result.keys()) == ["id", "name"]
-            assert result.all() == [(1, "a"), (2, "b")]
 
-            nothing = await conn.execute(text("SELECT id FROM t WHERE id > 5"))
-            assert list(nothing.keys()) == ["id"]
-            assert nothing.all() == []
+async def test_each_statement_is_one_trip_with_its_results(
+    engine: AsyncEngine, trips: list[str]
+) -> None:
+    trips.clear()
+    async with engine.begin() as conn:
+        inserted = await conn.execute(text("INSERT INTO t (name) VALUES ('a'), ('b')"))
+        assert trips == ["_on_thread"]
+        assert inserted.rowcount == 2
+        assert inserted.lastrowid == 2
 
-            many = await conn.execute(
-                text("UPDATE t SET name = :name WHERE id = :id"),
-                [{"id": 1, "name": "x"}, {"id": 2, "name": "y"}],
-            )
-            assert many.rowcount == 2
-            assert (await conn.execute(text("SELECT group_concat(name) FROM t"))).scalar() == "x,y"
-    finally:
-        await engine.dispose()
+        trips.clear()
+        result = await conn.execute(text("SELECT id, name FROM t ORDER BY id"))
+        assert trips == ["_on_thread"]
+        assert list(result.keys()) == ["id", "name"]
+        assert result.all() == [(1, "a"), (2, "b")]
+
+        nothing = await conn.execute(text("SELECT id FROM t WHERE id > 5"))
+        assert list(nothing.keys()) == ["id"]
+        assert nothing.all() == []
+
+        many = await conn.execute(
+            text("UPDATE t SET name = :name WHERE id = :id"),
+            [{"id": 1, "name": "x"}, {"id": 2, "name": "y"}],
+        )
+        assert many.rowcount == 2
+        assert (await conn.execute(text("SELECT group_concat(name) FROM t"))).scalar() == "x,y"
 
 
 async def test_begin_goes_with_the_first_statement_and_a_failed_one_keeps_it(
-    tmp_path: Path, trips: list[str]
+    engine: AsyncEngine, trips: list[str]
 ) -> None:
-    engine = create_engine(DatabaseSettings(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/t.db"))
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
-        trips.clear()
-        async with engine.begin() as conn:
-            await conn.execute(text("INSERT INTO t (id) VALUES (1)"))
-        assert len(trips) == 2  # BEGIN with the INSERT, then COMMIT
+    trips.clear()
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO t (id) VALUES (1)"))
+    assert len(trips) == 2  # BEGIN with the INSERT, then COMMIT
 
-        trips.clear()
-        async with engine.connect() as conn:
-            await conn.commit()  # a transaction that never ran a statement
-        assert trips == []
+    trips.clear()
+    async with engine.connect() as conn:
+        await conn.commit()  # a transaction that never ran a statement
+    assert trips == []
 
-        async with engine.connect() as conn:
-            with pytest.raises(exc.IntegrityError):
-                await conn.execute(text("INSERT INTO t (id) VALUES (1)"))  # BEGIN ran
-            await conn.execute(text("INSERT INTO t (id) VALUES (2)"))
-            await conn.rollback()
-        async with engine.connect() as conn:
-            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 1
-    finally:
-        await engine.dispose()
+    async with engine.connect() as conn:
+        with pytest.raises(exc.IntegrityError):
+            await conn.execute(text("INSERT INTO t (id) VALUES (1)"))  # BEGIN ran
+        await conn.execute(text("INSERT INTO t (id) VALUES (2)"))
+        await conn.rollback()
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 1
