@@ -588,30 +588,31 @@ def login_storm(run: Run, service: Server, db: str, hashes: HashRate) -> None:
         env=probe,
     )
     storm_env = {"BENCH_USER": EDITOR, "BENCH_PASSWORD": run.editor_password}
+
+    def storm(seconds: float) -> WrkResult:
+        # wrk timeout 10 s: logins legitimately queue for the hasher.
+        return wrk(
+            service.port, "login", connections=32, seconds=seconds, timeout_s=10, env=storm_env
+        )
+
+    def storm_row(scenario: str, result: WrkResult) -> None:
+        row = Row(scenario, db, "service", 32, result, service.peak_rss_mib())
+        run.rows.append(row)
+        print(f"  {row.scenario:<28} {'service':<8} {_fmt_row(row)}", flush=True)
+
     # For reference: the storm with nothing else running (the target is measured below,
     # while the probe's reads are served too).
     service.reset_peaks()
-    lone = wrk(
-        service.port, "login", connections=32, seconds=a.duration, timeout_s=10, env=storm_env
-    )
-    lone_row = Row("POST /token storm, no probe", db, "service", 32, lone, service.peak_rss_mib())
-    run.rows.append(lone_row)
-    print(f"  {lone_row.scenario:<28} {'service':<8} {_fmt_row(lone_row)}", flush=True)
+    lone = storm(a.duration)
+    storm_row("POST /token storm, no probe", lone)
     box: dict[str, WrkResult] = {}
     service.reset_peaks()
 
     def hammer() -> None:
-        box["storm"] = wrk(
-            service.port,
-            "login",
-            connections=32,
-            seconds=a.duration + 2,
-            timeout_s=10,
-            env=storm_env,
-        )
+        box["storm"] = storm(a.duration + 2)
 
-    storm = threading.Thread(target=hammer)
-    storm.start()
+    hammering = threading.Thread(target=hammer)
+    hammering.start()
     time.sleep(1)
     during = run.measure(
         service,
@@ -622,12 +623,8 @@ def login_storm(run: Run, service: Server, db: str, hashes: HashRate) -> None:
         threads=1,
         env=probe,
     )
-    storm.join()
-    token_row = Row(
-        "POST /token storm (32 conns)", db, "service", 32, box["storm"], service.peak_rss_mib()
-    )
-    run.rows.append(token_row)
-    print(f"  {token_row.scenario:<28} {'service':<8} {_fmt_row(token_row)}", flush=True)
+    hammering.join()
+    storm_row("POST /token storm (32 conns)", box["storm"])
     factor = during.result.p99_ms / alone.result.p99_ms
     run.check(
         f"{db}: GET p99 in login storm ≤ 3× alone",
