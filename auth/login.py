@@ -1,9 +1,12 @@
-from sqlalchemy import select
+from typing import NamedTuple
+
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import events
+from auth import events, sessions
 from auth.errors import LoginThrottled, NotAuthenticated, NotAuthenticatedKeepChanges
 from auth.passwords import MAX_PASSWORD_LENGTH, verify_password
+from auth.schemas import TokenPair
 from auth.throttle import LoginThrottle
 from models.engine import begin_write, end_read
 from models.user import User
@@ -11,9 +14,14 @@ from models.user import User
 BAD_CREDENTIALS = "Incorrect username or password"
 
 
-async def authenticate(db: AsyncSession, username: str, password: str) -> tuple[int, str | None]:
-    """The id of the active user with these credentials, and a new hash of the password when
-    the stored one uses outdated parameters; or 401. It reads, then ends its transaction
+class Verified(NamedTuple):
+    user_id: int
+    username: str
+    new_hash: str | None  # the password hashed anew, when the stored hash is outdated
+
+
+async def authenticate(db: AsyncSession, username: str, password: str) -> Verified:
+    """The active user with these credentials, or 401. It reads, then ends its transaction
     before the hash: a login waiting for the hasher holds no pooled connection and no lock.
 
     Unknown user, wrong password and disabled account answer alike and each pays for one
@@ -23,21 +31,27 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> tuple[
     # Credentials no account can have take the unknown-user path (same answer, same cost):
     # PostgreSQL refuses a NUL in text, passlib a password over 4 KiB; neither is a 500.
     possible = "\x00" not in name and len(password) <= MAX_PASSWORD_LENGTH
-    user = await db.scalar(select(User).where(User.username == name)) if possible else None
-    if user is not None and not user.is_active:
-        user = None  # checked against the dummy hash, like an unknown account
-    user_id, stored_hash = (user.id, user.password_hash) if user else (None, None)
+    found = None
+    if possible:
+        # Columns, not the ORM object: a login storm pays for every step of this path.
+        account = select(User.id, User.username, User.password_hash).where(
+            User.username == name, User.is_active
+        )
+        found = (await db.execute(account)).first()
     await end_read(db)
+    # A disabled account is checked against the dummy hash, like an unknown one.
+    stored_hash = found[2] if found else None
     ok, new_hash = await verify_password(password[:MAX_PASSWORD_LENGTH], stored_hash)
-    if user_id is None or not ok:
+    if found is None or not ok:
         raise NotAuthenticated(BAD_CREDENTIALS)
-    return user_id, new_hash
+    return Verified(found[0], found[1], new_hash)
 
 
 async def log_in(
     db: AsyncSession, throttle: LoginThrottle, username: str, password: str, address: str
-) -> User:
-    """`authenticate`, behind the login throttle, with each outcome logged.
+) -> TokenPair:
+    """`authenticate`, behind the login throttle, then a new login session; each outcome
+    logged.
 
     A throttled attempt is refused before any password check (cheap, and no guess is judged).
     A failure is counted, and its 401 still commits that count (KeepChanges).
@@ -50,21 +64,28 @@ async def log_in(
         )
         raise
     try:
-        user_id, new_hash = await authenticate(db, username, password)
+        verified: Verified | None = await authenticate(db, username, password)
     except NotAuthenticated:
-        user_id, new_hash = None, None
+        verified = None
     # Writing starts once the password is checked: on SQLite no login holds the database's
     # one writer's turn while it hashes.
     await begin_write(db)
-    if user_id is None:
+    if verified is None:
         await throttle.failed(username, address)
         events.emit("login_failed", address=address, username=username)
         raise NotAuthenticatedKeepChanges(BAD_CREDENTIALS)
-    user = await db.get(User, user_id, populate_existing=True)
-    if user is None or not user.is_active:  # deleted or disabled while the hash was checked
-        raise NotAuthenticated(BAD_CREDENTIALS)
-    if new_hash:
-        user.password_hash = new_hash
+    if verified.new_hash:
+        await db.execute(
+            update(User)
+            .where(User.id == verified.user_id)
+            .values(password_hash=verified.new_hash)
+            .execution_options(synchronize_session=False)
+        )
     await throttle.succeeded(username, address)
-    events.emit("login_succeeded", address=address, user_id=user.id, username=user.username)
-    return user
+    pair = await sessions.start(db, verified.user_id)
+    if pair is None:  # disabled or deleted while the hash was checked: all of it rolls back
+        raise NotAuthenticated(BAD_CREDENTIALS)
+    events.emit(
+        "login_succeeded", address=address, user_id=verified.user_id, username=verified.username
+    )
+    return pair

@@ -36,9 +36,9 @@ async def login(
     Repeated failures are throttled (429 with `Retry-After`), even for the right password.
     """
     address = events.client_address(request)
-    user = await log_in(db, throttle, form.username, form.password, address)
+    pair = await log_in(db, throttle, form.username, form.password, address)
     response.headers.update(NO_STORE)
-    return await sessions.start(db, user)
+    return pair
 
 
 @router.post("/token/refresh", summary="Exchange a refresh token for a new pair", responses=_401)

@@ -3,9 +3,10 @@
 import hashlib
 import hmac
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, update
+from sqlalchemy import CursorResult, Delete, delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import tokens
@@ -29,28 +30,48 @@ def _ttls() -> tuple[timedelta, timedelta]:
     )
 
 
-def _pair(login: AuthSession) -> TokenPair:
+def _pair(user_id: int, session_id: str) -> tuple[TokenPair, str, datetime]:
+    """A new token pair of one login, with its refresh token's digest and expiry."""
     access_ttl, refresh_ttl = _ttls()
-    access, _ = tokens.issue(login.user_id, login.id, TokenType.access, access_ttl)
-    refresh, claims = tokens.issue(login.user_id, login.id, TokenType.refresh, refresh_ttl)
-    login.refresh_token_hash = _digest(refresh)
-    login.expires_at = claims.expires_at
-    return TokenPair(
+    access, _ = tokens.issue(user_id, session_id, TokenType.access, access_ttl)
+    refresh, claims = tokens.issue(user_id, session_id, TokenType.refresh, refresh_ttl)
+    pair = TokenPair(
         access_token=access, expires_in=int(access_ttl.total_seconds()), refresh_token=refresh
     )
+    return pair, _digest(refresh), claims.expires_at
 
 
-async def start(db: AsyncSession, user: User) -> TokenPair:
-    # Expired logins of this user are dead weight; a revoked one is kept until it expires,
-    # so a replayed refresh token of it is still recognised.
-    await db.execute(
-        delete(AuthSession).where(AuthSession.user_id == user.id, AuthSession.expires_at < utcnow())
+def expired_logins(user_id: int) -> Delete:
+    """Expired logins of the user are dead weight. A revoked one is kept until it expires, so
+    a replayed refresh token of it is still recognised."""
+    # No ORM objects to keep in step: the session holds none of them.
+    return (
+        delete(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.expires_at < utcnow())
+        .execution_options(synchronize_session=False)
     )
-    login = AuthSession(id=uuid.uuid4().hex, user_id=user.id)
-    pair = _pair(login)
-    db.add(login)
-    await db.flush()
-    return pair
+
+
+async def start(db: AsyncSession, user_id: int, *, require_active: bool = True) -> TokenPair | None:
+    """A new login of the user; None if the user does not exist or (`require_active`) is
+    disabled. One statement checks and writes: the login row is inserted from the user's row.
+    """
+    await db.execute(expired_logins(user_id))
+    session_id = uuid.uuid4().hex
+    pair, refresh_hash, expires_at = _pair(user_id, session_id)
+    user = select(
+        literal(session_id),
+        User.id,
+        literal(refresh_hash),
+        literal(utcnow(), AuthSession.created_at.type),
+        literal(expires_at, AuthSession.expires_at.type),
+    ).where(User.id == user_id)
+    if require_active:
+        user = user.where(User.is_active)
+    columns = ["id", "user_id", "refresh_token_hash", "created_at", "expires_at"]
+    inserted = await db.execute(insert(AuthSession).from_select(columns, user))
+    # A DML statement's result is a CursorResult (Session.execute is typed more loosely).
+    return pair if cast(CursorResult[Any], inserted).rowcount == 1 else None
 
 
 async def rotate(db: AsyncSession, refresh_token: str) -> TokenPair:
@@ -69,7 +90,7 @@ async def rotate(db: AsyncSession, refresh_token: str) -> TokenPair:
     user = await db.get(User, login.user_id)
     if user is None or not user.is_active:
         raise NotAuthenticated("Invalid refresh token")
-    pair = _pair(login)
+    pair, login.refresh_token_hash, login.expires_at = _pair(login.user_id, login.id)
     await db.flush()
     return pair
 

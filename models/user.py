@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String
+from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, same_as_created, utcnow
@@ -35,9 +35,12 @@ class AuthSession(Base):
     """
 
     __tablename__ = "auth_sessions"
+    # A user's logins by expiry: each login deletes that user's expired ones, and a user who
+    # logs in often (a script, a storm) must not make that a scan of every login it has.
+    __table_args__ = (Index("ix_auth_sessions_user_id_expires_at", "user_id", "expires_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     refresh_token_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

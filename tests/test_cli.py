@@ -246,7 +246,7 @@ def test_set_password_changes_hash_and_ends_logins(
     async def log_in(db: AsyncSession) -> None:
         user = await db.scalar(select(User).where(User.username == "bob"))
         assert user is not None
-        await sessions.start(db, user)
+        assert await sessions.start(db, user.id) is not None
 
     in_db(log_in)
     assert run(monkeypatch, ["set-password", "BOB"], "the new password\n") == 0

@@ -5,6 +5,7 @@ import asyncio
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import login as login_module
@@ -149,3 +150,25 @@ async def test_a_login_waiting_for_its_password_hash_holds_no_connection(
 
     assert checked_out == 0
     assert (await login).status_code == 200
+
+
+@pytest.mark.parametrize("change", ["disabled", "deleted"])
+async def test_an_account_disabled_while_its_login_hashes_gets_no_login(
+    client: AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """The login read an active account; by the time the hash says the password is right, the
+    account is disabled or gone: 401, and no login session is written."""
+    user = await make_user(db, Role.viewer, username="slowpoke")
+    await db.commit()
+    login, finish = await _login_held_in_its_hash(client, monkeypatch)
+    if change == "disabled":
+        await db.execute(update(User).where(User.id == user.id).values(is_active=False))
+    else:
+        await db.execute(delete(User).where(User.id == user.id))
+    await db.commit()
+    finish.set()
+
+    r = await login
+    assert r.status_code == 401, r.text
+    assert r.json() == {"detail": "Incorrect username or password"}
+    assert await sessions_of(db, user) == []

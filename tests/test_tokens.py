@@ -1,5 +1,7 @@
 """Login, bearer-token validation, refresh rotation and logout."""
 
+import os
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -9,6 +11,7 @@ from httpx import AsyncClient, Response
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth import sessions
 from auth.secret import get_secret_key
 from auth.settings import get_auth_settings
 from models.base import utcnow
@@ -178,6 +181,50 @@ async def test_login_keeps_hash_when_parameters_are_unchanged(
     new = await row(db, User, user.id)
     assert new is not None
     assert new["password_hash"] == old["password_hash"]
+
+
+async def test_login_deletes_the_users_expired_logins_only(
+    client: AsyncClient, db: AsyncSession, user: User
+) -> None:
+    other = await make_user(db, Role.viewer, username="bob")
+    now = utcnow()
+    for id_, owner, expires, revoked in [
+        ("a" * 32, user, now - timedelta(seconds=1), None),  # expired: deleted
+        ("b" * 32, user, now + timedelta(days=1), now),  # revoked, not expired: kept
+        ("c" * 32, other, now - timedelta(days=1), None),  # another user's: kept
+    ]:
+        db.add(
+            AuthSession(
+                id=id_,
+                user_id=owner.id,
+                refresh_token_hash="0" * 64,
+                expires_at=expires,
+                revoked_at=revoked,
+            )
+        )
+    await db.commit()
+
+    r = await client.post("/token", data={"username": "alice", "password": PASSWORD})
+
+    assert r.status_code == 200
+    assert [s.id for s in await sessions_of(db, user)] == [
+        "b" * 32,
+        claims_of(r.json()["access_token"])["sid"],
+    ]
+    assert [s.id for s in await sessions_of(db, other)] == ["c" * 32]
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="SQLite's query plan")
+async def test_expired_logins_are_found_by_index(db: AsyncSession) -> None:
+    """Each login deletes its user's expired logins: through an index, however many logins the
+    user has (a script that logs in for every run has thousands)."""
+    conn = await db.connection()
+    compiled = sessions.expired_logins(1).compile(dialect=conn.dialect)
+    params = tuple(None for _ in compiled.positiontup or ())
+    plan = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params)
+    [step] = [row[-1] for row in plan]
+    assert step.startswith("SEARCH auth_sessions USING ")  # INDEX or COVERING INDEX
+    assert step.endswith("INDEX ix_auth_sessions_user_id_expires_at (user_id=? AND expires_at<?)")
 
 
 # --- bearer tokens ----------------------------------------------------------------------
