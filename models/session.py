@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.engine import begin_write
+from models.engine import begin_read, begin_write
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -23,7 +23,9 @@ def _request_session(write_first: bool) -> Callable[[Request], AsyncIterator[Asy
     async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
         factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
         async with factory() as session:
-            if write_first and request.method not in READ_METHODS:
+            if request.method in READ_METHODS:
+                await begin_read(session)
+            elif write_first:
                 await begin_write(session)
             try:
                 yield session
