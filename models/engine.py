@@ -21,6 +21,8 @@ from models.writers import WriterTurn, sqlite_writers
 # its first statement, with the writer's turn and BEGIN IMMEDIATE (a deferred transaction that
 # reads, then writes after another writer committed, fails at once with SQLITE_BUSY).
 SQLITE_WRITER = "sqlite_writer"
+# Execution option of a read-only request on SQLite: no transaction, each statement on its own.
+SQLITE_AUTOCOMMIT = "sqlite_autocommit"
 # Statement option: this read may run before the write transaction begins (on SQLite, on its
 # own, outside the writer's turn). For the caller's credentials, checked before anything else,
 # so that the one writer at a time does not wait for them.
@@ -78,8 +80,11 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        if SQLITE_WRITER in conn.get_execution_options():
+        options = conn.get_execution_options()
+        if SQLITE_WRITER in options:
             return  # begins at its first statement (_on_statement)
+        if options.get(SQLITE_AUTOCOMMIT):
+            return  # each statement on its own (begin_read)
         _begin_with_next_statement(conn, "BEGIN")
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
@@ -124,17 +129,22 @@ async def end_read(session: AsyncSession) -> None:
 
 
 async def begin_read(session: AsyncSession) -> None:
-    """Run a read-only request's statements without a transaction of their own on PostgreSQL.
+    """Run a read-only request's statements in autocommit, without a transaction around them.
 
-    Under READ COMMITTED each statement of a transaction sees its own snapshot anyway, so
-    autocommit reads see exactly what they would in a transaction, without the BEGIN and
-    COMMIT round trips (GET /items/{id}: one round trip instead of three). On SQLite the
-    transaction stays: its BEGIN rides with the first statement, and it gives the request's
-    statements one snapshot.
+    PostgreSQL: under READ COMMITTED each statement of a transaction sees its own snapshot
+    anyway, so autocommit reads see what they would in a transaction, without the BEGIN and
+    COMMIT round trips (GET /items/{id}: one round trip instead of three). SQLite does the
+    same: each statement reads its own snapshot, and there is no COMMIT trip to end the
+    request. A list page and its total may then see different snapshots, on both databases
+    alike.
     """
     bind = session.bind
-    if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+    if not isinstance(bind, AsyncEngine):
+        return
+    if bind.dialect.name == "postgresql":
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    elif bind.dialect.name == "sqlite":
+        await session.connection(execution_options={SQLITE_AUTOCOMMIT: True})
 
 
 async def begin_write(session: AsyncSession) -> None:

@@ -5,11 +5,14 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
+from httpx import AsyncClient
 from sqlalchemy import exc, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from models.engine import create_engine
 from models.settings import DatabaseSettings
+from tests.conftest import POSTGRES_URL
+from tests.factories import make_item
 
 
 @pytest.fixture
@@ -85,3 +88,17 @@ async def test_begin_goes_with_the_first_statement_and_a_failed_one_keeps_it(
         await conn.rollback()
     async with engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 1
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's driver")
+async def test_a_read_request_is_one_trip_per_statement(
+    client: AsyncClient, db: AsyncSession, trips: list[str]
+) -> None:
+    """Read requests run in autocommit (models.engine.begin_read): no trip to end them."""
+    item = await make_item(db)
+    trips.clear()
+
+    r = await client.get(f"/items/{item.id}")
+
+    assert r.status_code == 200, r.text
+    assert trips == ["_on_thread"]
