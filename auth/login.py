@@ -40,11 +40,11 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> Verifi
         found = (await db.execute(account)).first()
     await end_read(db)
     # A disabled account is checked against the dummy hash, like an unknown one.
-    stored_hash = found[2] if found else None
+    stored_hash = found.password_hash if found else None
     ok, new_hash = await verify_password(password[:MAX_PASSWORD_LENGTH], stored_hash)
     if found is None or not ok:
         raise NotAuthenticated(BAD_CREDENTIALS)
-    return Verified(found[0], found[1], new_hash)
+    return Verified(found.id, found.username, new_hash)
 
 
 async def log_in(
