@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from auth import tokens
 from auth.errors import NotAuthenticated, PermissionDenied
@@ -18,6 +18,17 @@ from models.session import SessionDep
 from models.user import AuthSession, User
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
+
+
+# Built once: every authenticated request runs it. Checked before a write request's
+# transaction takes SQLite's one writer's turn.
+_ACTIVE_LOGIN_USER = (
+    select(User)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(User.id == bindparam("user_id"), User.is_active.is_(True))
+    .where(AuthSession.id == bindparam("session_id"), AuthSession.revoked_at.is_(None))
+    .execution_options(**{BEFORE_WRITING: True})
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +48,7 @@ async def get_principal(
     except tokens.InvalidToken:
         raise NotAuthenticated() from None
     user = await db.scalar(
-        select(User)
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .where(User.id == claims.user_id, User.is_active.is_(True))
-        .where(AuthSession.id == claims.session_id, AuthSession.revoked_at.is_(None)),
-        # Checked before a write request's transaction takes SQLite's one writer's turn.
-        execution_options={BEFORE_WRITING: True},
+        _ACTIVE_LOGIN_USER, {"user_id": claims.user_id, "session_id": claims.session_id}
     )
     if user is None:
         raise NotAuthenticated()

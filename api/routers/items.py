@@ -57,7 +57,8 @@ async def create_item(
     response: Response,
 ) -> ItemOut:
     item = await items.create(db, data, user)
-    response.headers["Location"] = str(request.url_for("get_item", item_id=item.id).path)
+    # url_for("get_item") would search every route for the name, on every create.
+    response.headers["Location"] = f"{request.scope.get('root_path', '')}{router.prefix}/{item.id}"
     response.headers["ETag"] = items.etag(item)
     return ItemOut(item=ItemRead.model_validate(item))
 
