@@ -129,7 +129,8 @@ async def end_read(session: AsyncSession) -> None:
 
 
 async def begin_read(session: AsyncSession) -> None:
-    """Run a read-only request's statements in autocommit, without a transaction around them.
+    """Run a read-only request's statements (or a request's reads before it ends them with
+    `end_read`) in autocommit, without a transaction around them.
 
     PostgreSQL: under READ COMMITTED each statement of a transaction sees its own snapshot
     anyway, so autocommit reads see what they would in a transaction, without the BEGIN and

@@ -1,4 +1,5 @@
-"""On PostgreSQL a read request runs its statements in autocommit: no BEGIN or COMMIT trips."""
+"""On PostgreSQL reads run in autocommit: no BEGIN or COMMIT trips for a read request, nor for
+the reads a login makes before it hashes."""
 
 import pytest
 from httpx import AsyncClient
@@ -7,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.enums import Role
 from tests.conftest import POSTGRES_URL
-from tests.factories import auth_headers, make_item, make_user
+from tests.factories import PASSWORD, auth_headers, make_item, make_user
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's transactions")
 
@@ -51,3 +52,15 @@ async def test_writes_still_run_in_a_transaction(
 
     assert r.status_code == 201, r.text
     assert len(begins) == 1
+
+
+async def test_a_login_begins_one_transaction_its_write(
+    client: AsyncClient, db: AsyncSession, begins: list[object]
+) -> None:
+    user = await make_user(db, Role.viewer)
+    begins.clear()
+
+    r = await client.post("/token", data={"username": user.username, "password": PASSWORD})
+
+    assert r.status_code == 200, r.text
+    assert len(begins) == 1  # the new login's; the throttle and account reads began none
