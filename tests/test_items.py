@@ -1,10 +1,12 @@
 """Every /items route: success, each error status of the contract, and the database after."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.enums import Role
@@ -82,6 +84,33 @@ async def test_list_pages_with_total_of_all_matches(client: AsyncClient, db: Asy
     body = r.json()
     assert [i["id"] for i in body["items"]] == ids[1:3]
     assert (body["total"], body["skip"], body["limit"]) == (5, 1, 2)
+
+
+@pytest.fixture
+def statements() -> Iterator[list[str]]:
+    """Each SQL statement any engine sends, in order."""
+    sent: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    yield sent
+    event.remove(Engine, "before_cursor_execute", record)
+
+
+async def test_list_page_and_total_are_one_statement(
+    client: AsyncClient, db: AsyncSession, statements: list[str]
+) -> None:
+    for _ in range(3):
+        await make_item(db)
+    statements.clear()
+
+    r = await client.get("/items", params={"limit": 2, "q": "item"})
+
+    assert r.status_code == 200
+    assert (len(r.json()["items"]), r.json()["total"]) == (2, 3)
+    assert len(statements) == 1, statements
 
 
 async def test_list_skip_past_the_end_is_an_empty_page(

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,35 +34,48 @@ async def get(db: AsyncSession, item_id: int, *, for_update: bool = False) -> It
     return item
 
 
+# A list page is read-only: it selects the table's columns (rows, not ORM objects to track).
+_items = Item.__table__.c
+
+
 def _filters(query: ItemQuery) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if query.q:
         where.append(
             or_(
-                Item.name.icontains(query.q, autoescape=True),
-                Item.sku.icontains(query.q, autoescape=True),
+                _items.name.icontains(query.q, autoescape=True),
+                _items.sku.icontains(query.q, autoescape=True),
             )
         )
     if query.min_quantity is not None:
-        where.append(Item.quantity >= query.min_quantity)
+        where.append(_items.quantity >= query.min_quantity)
     if query.max_quantity is not None:
-        where.append(Item.quantity <= query.max_quantity)
+        where.append(_items.quantity <= query.max_quantity)
     return where
 
 
-def _ordered(stmt: Select[Item], sort: str) -> Select[Item]:
-    column = getattr(Item, sort.lstrip("-"))
+def _ordered(stmt: Select[Any], sort: str) -> Select[Any]:
+    column = _items[sort.lstrip("-")]
     if sort.startswith("-"):
-        return stmt.order_by(column.desc(), Item.id.desc())
-    return stmt.order_by(column.asc(), Item.id.asc())
+        return stmt.order_by(column.desc(), _items.id.desc())
+    return stmt.order_by(column.asc(), _items.id.asc())
 
 
-async def search(db: AsyncSession, query: ItemQuery) -> tuple[Sequence[Item], int]:
+async def search(db: AsyncSession, query: ItemQuery) -> tuple[Sequence[Row[Any]], int]:
+    """A page of matching items (rows with the item's columns) and how many match in all.
+
+    One statement: the page, each row carrying the count of all matches (a subquery run once),
+    so page and total come from one snapshot. Only a page past the end needs a second one.
+    """
     where = _filters(query)
-    total = await db.scalar(select(func.count()).select_from(Item).where(*where))
-    stmt = _ordered(select(Item).where(*where), query.sort.value)
-    rows = (await db.scalars(stmt.offset(query.skip).limit(query.limit))).all()
-    return rows, total or 0
+    count = select(func.count()).select_from(Item.__table__).where(*where)
+    page = _ordered(
+        select(*_items, count.scalar_subquery().label("total")).where(*where), query.sort.value
+    )
+    rows = (await db.execute(page.offset(query.skip).limit(query.limit))).all()
+    if rows:
+        return rows, rows[0].total
+    return rows, (await db.scalar(count) or 0) if query.skip else 0
 
 
 def set_quantity(item: Item, quantity: int, actor: User) -> None:
