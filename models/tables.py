@@ -1,10 +1,10 @@
 """Every table, imported once so `Base.metadata` is complete (Alembic and tests use this)."""
 
 from models.base import Base
-from models.item import Item
+from models.item import Item, ItemCount
 from models.login_failure import LoginFailure
 from models.user import AuthSession, User
 
 metadata = Base.metadata
 
-__all__ = ["AuthSession", "Base", "Item", "LoginFailure", "User", "metadata"]
+__all__ = ["AuthSession", "Base", "Item", "ItemCount", "LoginFailure", "User", "metadata"]

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, delete, event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.enums import Role
 from models.item import Item
 from models.user import User
-from tests.factories import auth_headers, count, make_item, make_user, row
+from tests.factories import auth_headers, count, fresh, make_item, make_user, row
 
 ITEM_KEYS = {
     "id",
@@ -111,6 +111,48 @@ async def test_list_page_and_total_are_one_statement(
     assert r.status_code == 200
     assert (len(r.json()["items"]), r.json()["total"]) == (2, 3)
     assert len(statements) == 1, statements
+
+
+async def test_unfiltered_total_follows_every_insert_and_delete(
+    client: AsyncClient,
+    db: AsyncSession,
+    editor_headers: dict[str, str],
+    admin_headers: dict[str, str],
+    statements: list[str],
+) -> None:
+    """The total of an unfiltered list is item_counts' (kept by triggers), never a scan."""
+
+    async def total() -> int:
+        r = await client.get("/items", params={"limit": 1})
+        assert r.status_code == 200
+        assert r.json()["total"] == await count(db, Item)
+        return int(r.json()["total"])
+
+    assert await total() == 0
+    created = await client.post(
+        "/items", json={"name": "A", "quantity": 1, "sku": "S-1"}, headers=editor_headers
+    )
+    assert created.status_code == 201
+    refused = await client.post(
+        "/items", json={"name": "B", "quantity": 1, "sku": "S-1"}, headers=editor_headers
+    )
+    assert refused.status_code == 409  # rolled back: not counted
+    assert await total() == 1
+    # Rows written by anything else (a bulk import, SQL by hand) are counted too.
+    await fresh(db)
+    await db.execute(insert(Item), [{"name": f"Bulk {n}", "quantity": n} for n in range(5)])
+    await db.commit()
+    assert await total() == 6
+    r = await client.delete(f"/items/{created.json()['item']['id']}", headers=admin_headers)
+    assert r.status_code == 200
+    await fresh(db)
+    await db.execute(delete(Item).where(Item.name.in_(["Bulk 0", "Bulk 1"])))
+    await db.commit()
+    statements.clear()
+    assert await total() == 3
+    list_statement = statements[0].lower()
+    assert "item_counts" in list_statement
+    assert "count(*)" not in list_statement
 
 
 async def test_list_skip_past_the_end_is_an_empty_page(

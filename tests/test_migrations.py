@@ -1,0 +1,37 @@
+"""Migrations that move data: what a database upgraded from an earlier revision holds."""
+
+import sqlite3
+from pathlib import Path
+
+from alembic import command
+
+from models import migrations
+
+ITEM = "INSERT INTO items (name, quantity, created_at, updated_at, version) VALUES (?, 1, ?, ?, 1)"
+NOW = "2026-11-25 12:00:00.000000"
+
+
+def _counted(db: sqlite3.Connection) -> tuple[int, int]:
+    kept = db.execute("SELECT sum(total) FROM item_counts").fetchone()[0]
+    return kept, db.execute("SELECT count(*) FROM items").fetchone()[0]
+
+
+def test_item_counts_start_from_the_items_there_are(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    migrations.upgrade(url, "0003")
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        db.executemany(ITEM, [(f"Old {n}", NOW, NOW) for n in range(3)])
+
+    migrations.upgrade(url)
+
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        assert _counted(db) == (3, 3)
+        db.execute(ITEM, ("New", NOW, NOW))
+        db.execute("DELETE FROM items WHERE name IN ('Old 0', 'Old 1')")
+        assert _counted(db) == (2, 2)
+
+    command.downgrade(migrations.alembic_config(url), "0003")
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        db.execute(ITEM, ("After", NOW, NOW))  # no trigger left behind to fail
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        assert "item_counts" not in tables
