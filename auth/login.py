@@ -1,6 +1,6 @@
 from typing import NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import events, sessions
@@ -12,6 +12,11 @@ from models.engine import begin_read, begin_write, end_read
 from models.user import User
 
 BAD_CREDENTIALS = "Incorrect username or password"
+
+# Columns, not the ORM object, and built once: a login storm pays for every step of this path.
+_ACCOUNT = select(User.id, User.username, User.password_hash).where(
+    User.username == bindparam("name"), User.is_active
+)
 
 
 class Verified(NamedTuple):
@@ -33,11 +38,7 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> Verifi
     possible = "\x00" not in name and len(password) <= MAX_PASSWORD_LENGTH
     found = None
     if possible:
-        # Columns, not the ORM object: a login storm pays for every step of this path.
-        account = select(User.id, User.username, User.password_hash).where(
-            User.username == name, User.is_active
-        )
-        found = (await db.execute(account)).first()
+        found = (await db.execute(_ACCOUNT, {"name": name})).first()
     await end_read(db)
     # A disabled account is checked against the dummy hash, like an unknown one.
     stored_hash = found.password_hash if found else None

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Delete, delete, insert, literal, select, update
+from sqlalchemy import CursorResult, Insert, Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import tokens
@@ -41,35 +41,55 @@ def _pair(user_id: int, session_id: str) -> tuple[TokenPair, str, datetime]:
     return pair, _digest(refresh), claims.expires_at
 
 
-def expired_logins(user_id: int) -> Delete:
-    """Expired logins of the user are dead weight. A revoked one is kept until it expires, so
-    a replayed refresh token of it is still recognised."""
-    # No ORM objects to keep in step: the session holds none of them.
-    return (
-        delete(AuthSession)
-        .where(AuthSession.user_id == user_id, AuthSession.expires_at < utcnow())
-        .execution_options(synchronize_session=False)
-    )
+_logins = cast(Table, AuthSession.__table__)
+
+# Expired logins of the user are dead weight. A revoked one is kept until it expires, so a
+# replayed refresh token of it is still recognised. (The table, not the ORM class: the
+# session holds no login objects to keep in step.)
+EXPIRED_LOGINS = (
+    delete(_logins)
+    .where(_logins.c.user_id == bindparam("user_id"))
+    .where(_logins.c.expires_at < bindparam("now"))
+)
+
+
+def _new_login(require_active: bool) -> Insert:
+    """A login row inserted from its user's row: nothing is inserted if the user is gone (or,
+    `require_active`, disabled). Parameters are named apart from the columns, as an INSERT's
+    own names are reserved for its VALUES."""
+    user = select(
+        bindparam("login_id", type_=_logins.c.id.type),
+        User.id,
+        bindparam("digest", type_=_logins.c.refresh_token_hash.type),
+        bindparam("started", type_=_logins.c.created_at.type),
+        bindparam("expires", type_=_logins.c.expires_at.type),
+    ).where(User.id == bindparam("owner"))
+    if require_active:
+        user = user.where(User.is_active)
+    columns = ["id", "user_id", "refresh_token_hash", "created_at", "expires_at"]
+    return insert(_logins).from_select(columns, user)
+
+
+# Built once each: every login runs them.
+_NEW_LOGIN = {True: _new_login(require_active=True), False: _new_login(require_active=False)}
 
 
 async def start(db: AsyncSession, user_id: int, *, require_active: bool = True) -> TokenPair | None:
     """A new login of the user; None if the user does not exist or (`require_active`) is
     disabled. One statement checks and writes: the login row is inserted from the user's row.
     """
-    await db.execute(expired_logins(user_id))
+    now = utcnow()
+    await db.execute(EXPIRED_LOGINS, {"user_id": user_id, "now": now})
     session_id = uuid.uuid4().hex
     pair, refresh_hash, expires_at = _pair(user_id, session_id)
-    user = select(
-        literal(session_id),
-        User.id,
-        literal(refresh_hash),
-        literal(utcnow(), AuthSession.created_at.type),
-        literal(expires_at, AuthSession.expires_at.type),
-    ).where(User.id == user_id)
-    if require_active:
-        user = user.where(User.is_active)
-    columns = ["id", "user_id", "refresh_token_hash", "created_at", "expires_at"]
-    inserted = await db.execute(insert(AuthSession).from_select(columns, user))
+    login = {
+        "login_id": session_id,
+        "owner": user_id,
+        "digest": refresh_hash,
+        "started": now,
+        "expires": expires_at,
+    }
+    inserted = await db.execute(_NEW_LOGIN[require_active], login)
     # A DML statement's result is a CursorResult (Session.execute is typed more loosely).
     return pair if cast(CursorResult[Any], inserted).rowcount == 1 else None
 

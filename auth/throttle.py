@@ -30,7 +30,7 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.errors import LoginThrottled
@@ -54,6 +54,15 @@ class ThrottleStore(Protocol):
     async def clear(self, keys: Sequence[str]) -> None: ...
 
 
+# Built once: every login runs it.
+_NEWEST = (
+    select(LoginFailure.key, LoginFailure.at)
+    .where(LoginFailure.key.in_(bindparam("keys", expanding=True)))
+    .where(LoginFailure.at > bindparam("since"))
+    .order_by(LoginFailure.at.desc())
+)
+
+
 class DatabaseStore:
     """Counts in `login_failures`, in the request's transaction (the 401 commits them)."""
 
@@ -63,11 +72,7 @@ class DatabaseStore:
     async def newest(self, keys: Sequence[str], since: float) -> dict[str, list[float]]:
         # One query for every rule: a login pays one round trip, however many rules there are.
         # A key holds at most its limit within the window (throttled attempts are not counted).
-        rows = await self.db.execute(
-            select(LoginFailure.key, LoginFailure.at)
-            .where(LoginFailure.key.in_(keys), LoginFailure.at > _dt(since))
-            .order_by(LoginFailure.at.desc())
-        )
+        rows = await self.db.execute(_NEWEST, {"keys": list(keys), "since": _dt(since)})
         found: dict[str, list[float]] = {}
         for key, at in rows:
             found.setdefault(key, []).append(at.timestamp())

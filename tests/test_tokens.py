@@ -219,7 +219,7 @@ async def test_expired_logins_are_found_by_index(db: AsyncSession) -> None:
     """Each login deletes its user's expired logins: through an index, however many logins the
     user has (a script that logs in for every run has thousands)."""
     conn = await db.connection()
-    compiled = sessions.expired_logins(1).compile(dialect=conn.dialect)
+    compiled = sessions.EXPIRED_LOGINS.compile(dialect=conn.dialect)
     params = tuple(None for _ in compiled.positiontup or ())
     plan = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params)
     [step] = [row[-1] for row in plan]
