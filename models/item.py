@@ -43,7 +43,8 @@ class ItemCount(Base):
     row's lock; the count is the sum of the slots. SQLite, with one writer, uses slot 0.
 
     A migration that rebuilds `items` on SQLite (batch mode) drops its triggers and must
-    create them again; tests compare this count with the rows.
+    create them again; tests compare this count with the rows. TRUNCATE fires no row
+    triggers: empty both tables together (as the PostgreSQL tests do).
     """
 
     __tablename__ = "item_counts"

@@ -79,7 +79,9 @@ async def search(db: AsyncSession, query: ItemQuery) -> tuple[Sequence[Row[Any]]
     rows = (await db.execute(page.offset(query.skip).limit(query.limit))).all()
     if rows:
         return rows, rows[0].total
-    return rows, (await db.scalar(count) or 0) if query.skip else 0
+    if not query.skip:
+        return rows, 0  # an empty first page: nothing matches
+    return rows, await db.scalar(count) or 0
 
 
 def set_quantity(item: Item, quantity: int, actor: User) -> None:
