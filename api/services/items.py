@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,8 +27,14 @@ def etag_matches(header: str, item: Item, *, weak: bool = False) -> bool:
     return etags.matches(header, etag(item), weak=weak)
 
 
+# Built once: every item route reads its item by id (Session.get builds its query each time).
+_BY_ID = select(Item).where(Item.id == bindparam("item_id"))
+_BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
+
+
 async def get(db: AsyncSession, item_id: int, *, for_update: bool = False) -> Item:
-    item = await db.get(Item, item_id, with_for_update=for_update)
+    found = await db.scalars(_BY_ID_FOR_UPDATE if for_update else _BY_ID, {"item_id": item_id})
+    item = found.first()
     if item is None:
         raise NotFound(ITEM_NOT_FOUND)
     return item
