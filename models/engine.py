@@ -21,7 +21,8 @@ from models.writers import WriterTurn, sqlite_writers
 # its first statement, with the writer's turn and BEGIN IMMEDIATE (a deferred transaction that
 # reads, then writes after another writer committed, fails at once with SQLITE_BUSY).
 SQLITE_WRITER = "sqlite_writer"
-# Execution option of a read-only request on SQLite: no transaction, each statement on its own.
+# Execution option of reads without a transaction on SQLite (begin_read): each statement on its
+# own.
 SQLITE_AUTOCOMMIT = "sqlite_autocommit"
 # Statement option: this read may run before the write transaction begins (on SQLite, on its
 # own, outside the writer's turn). For the caller's credentials, checked before anything else,
@@ -136,8 +137,7 @@ async def begin_read(session: AsyncSession) -> None:
     anyway, so autocommit reads see what they would in a transaction, without the BEGIN and
     COMMIT round trips (GET /items/{id}: one round trip instead of three). SQLite does the
     same: each statement reads its own snapshot, and there is no COMMIT trip to end the
-    request. A list page and its total may then see different snapshots, on both databases
-    alike.
+    request. What must share one snapshot goes in one statement (a list page and its total).
     """
     bind = session.bind
     if not isinstance(bind, AsyncEngine):

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Row, Select, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -78,7 +78,8 @@ async def search(db: AsyncSession, query: ItemQuery) -> tuple[Sequence[Row[Any]]
     if where:
         count = select(func.count()).select_from(Item.__table__).where(*where)
     else:  # every item: the count the triggers keep, not a scan of the table
-        count = select(func.coalesce(func.sum(ItemCount.__table__.c.total), 0))
+        # (cast: PostgreSQL's sum of bigints is a numeric, which would come back a Decimal)
+        count = select(func.coalesce(func.sum(ItemCount.__table__.c.total), 0).cast(BigInteger))
     page = _ordered(
         select(*_items, count.scalar_subquery().label("total")).where(*where), query.sort.value
     )
