@@ -10,10 +10,10 @@ from models.item import Item
 from models.session import READ_METHODS, SessionDep
 from models.user import User
 
+ItemId = Annotated[int, Path(ge=1, le=MAX_INT32)]
 
-async def item_by_id(
-    db: SessionDep, request: Request, item_id: Annotated[int, Path(ge=1, le=MAX_INT32)]
-) -> Item:
+
+async def item_by_id(db: SessionDep, request: Request, item_id: ItemId) -> Item:
     # A write locks the row it read (PostgreSQL; SQLite has one writer anyway): concurrent
     # updates of one item queue and each applies to the latest version, instead of the
     # later ones failing on a version they never saw.

@@ -99,6 +99,12 @@ def statements() -> Iterator[list[str]]:
     event.remove(Engine, "before_cursor_execute", record)
 
 
+def _on_items(sent: list[str]) -> list[str]:
+    """The kind of each statement sent to the items table (the caller's credentials check
+    reads other tables)."""
+    return [s.split()[0].upper() for s in sent if " items" in s.lower()]
+
+
 async def test_list_page_and_total_are_one_statement(
     client: AsyncClient, db: AsyncSession, statements: list[str]
 ) -> None:
@@ -398,6 +404,16 @@ async def test_create_answers_201_with_location_and_stores_row(
     assert stored["version"] == 1
 
 
+async def test_create_is_one_insert(
+    client: AsyncClient, editor_headers: dict[str, str], statements: list[str]
+) -> None:
+    r = await client.post("/items", json={"name": "A", "quantity": 1}, headers=editor_headers)
+    assert r.status_code == 201
+    body = r.json()["item"]
+    assert body["created_at"] == body["updated_at"]
+    assert _on_items(statements) == ["INSERT"], statements
+
+
 async def test_create_timestamps_are_iso_8601_utc(
     client: AsyncClient, editor_headers: dict[str, str]
 ) -> None:
@@ -504,6 +520,28 @@ async def test_create_duplicate_sku_is_409_and_changes_nothing(
 
 
 # --- patch ------------------------------------------------------------------------------
+
+
+async def test_patch_that_changes_is_one_update(
+    client: AsyncClient, db: AsyncSession, editor_headers: dict[str, str], statements: list[str]
+) -> None:
+    item = await make_item(db, quantity=3)
+    statements.clear()
+    r = await client.patch(f"/items/{item.id}", json={"quantity": 4}, headers=editor_headers)
+    assert r.status_code == 200
+    assert (r.json()["item"]["quantity"], r.headers["etag"]) == (4, '"2"')
+    assert _on_items(statements) == ["UPDATE"], statements
+
+
+async def test_patch_that_changes_nothing_reads_the_item(
+    client: AsyncClient, db: AsyncSession, editor_headers: dict[str, str], statements: list[str]
+) -> None:
+    item = await make_item(db, quantity=3)
+    statements.clear()
+    r = await client.patch(f"/items/{item.id}", json={"quantity": 3}, headers=editor_headers)
+    assert r.status_code == 200
+    assert (r.json()["item"]["quantity"], r.headers["etag"]) == (3, '"1"')
+    assert _on_items(statements) == ["UPDATE", "SELECT"], statements
 
 
 async def test_patch_changes_only_sent_fields(

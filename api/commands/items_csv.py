@@ -258,12 +258,11 @@ async def apply(db: AsyncSession, rows: Sequence[Row], actor: User, progress: Pr
             if summary.created % _FLUSH_EVERY == 0:
                 await _flush(db)
         else:
-            version = item.version
             changes = ItemUpdate(
                 name=data.name, quantity=data.quantity, description=data.description
             )
-            await items.update(db, item, changes, actor, if_match=None)
-            if item.version == version:
+            updated = await items.update(db, item.id, changes, actor, if_match=None)
+            if updated.version == item.version:
                 summary.unchanged += 1
             else:
                 summary.updated += 1

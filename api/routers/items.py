@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from api.deps import ItemDep
+from api.deps import ItemDep, ItemId
 from api.schemas.common import Message, error_responses
 from api.schemas.items import ItemCreate, ItemList, ItemOut, ItemQuery, ItemRead, ItemUpdate
 from api.services import items
@@ -36,8 +36,8 @@ async def get_item(
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> ItemOut | Response:
     """The item, with its `ETag` (send it back in `If-Match` to update safely)."""
-    tag = items.etag(item)
-    if if_none_match is not None and items.etag_matches(if_none_match, item, weak=True):
+    tag = items.etag(item.version)
+    if if_none_match is not None and items.etag_matches(if_none_match, item.version, weak=True):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
     response.headers["ETag"] = tag
     return ItemOut(item=ItemRead.model_validate(item))
@@ -59,22 +59,22 @@ async def create_item(
     item = await items.create(db, data, user)
     # url_for("get_item") would search every route for the name, on every create.
     response.headers["Location"] = f"{request.scope.get('root_path', '')}{router.prefix}/{item.id}"
-    response.headers["ETag"] = items.etag(item)
+    response.headers["ETag"] = items.etag(item.version)
     return ItemOut(item=ItemRead.model_validate(item))
 
 
 @router.patch("/{item_id}", summary="Update an item", responses=error_responses(404, 409, 412))
 async def update_item(
     user: EditorUser,
-    item: ItemDep,
+    item_id: ItemId,
     data: ItemUpdate,
     db: SessionDep,
     response: Response,
     if_match: Annotated[str | None, Header(description="ETag from a GET; stale → 412")] = None,
 ) -> ItemOut:
     """Change only the fields sent."""
-    item = await items.update(db, item, data, user, if_match)
-    response.headers["ETag"] = items.etag(item)
+    item = await items.update(db, item_id, data, user, if_match)
+    response.headers["ETag"] = items.etag(item.version)
     return ItemOut(item=ItemRead.model_validate(item))
 
 

@@ -1,10 +1,21 @@
 """Item rules. Services flush, never commit: the request's one commit point does that."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, ColumnElement, Row, Select, bindparam, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,12 +30,12 @@ ITEM_NOT_FOUND = "Item not found"
 DUPLICATE_SKU = "An item with this sku already exists"
 
 
-def etag(item: Item) -> str:
-    return f'"{item.version}"'
+def etag(version: int) -> str:
+    return f'"{version}"'
 
 
-def etag_matches(header: str, item: Item, *, weak: bool = False) -> bool:
-    return etags.matches(header, etag(item), weak=weak)
+def etag_matches(header: str, version: int, *, weak: bool = False) -> bool:
+    return etags.matches(header, etag(version), weak=weak)
 
 
 # Built once: every item route reads its item by id (Session.get builds its query each time).
@@ -41,7 +52,8 @@ async def get(db: AsyncSession, item_id: int, *, for_update: bool = False) -> It
 
 
 # A list page is read-only: it selects the table's columns (rows, not ORM objects to track).
-_items = Item.__table__.c
+_table = cast(Table, Item.__table__)
+_items = _table.c
 
 
 def _filters(query: ItemQuery) -> list[ColumnElement[bool]]:
@@ -91,15 +103,16 @@ async def search(db: AsyncSession, query: ItemQuery) -> tuple[Sequence[Row[Any]]
     return rows, await db.scalar(count) or 0
 
 
-def set_quantity(item: Item, quantity: int, actor: User) -> None:
-    """Every change of stock goes through here (the future stock-movement log hooks in)."""
-    item.quantity = quantity
-    item.updated_by_id = actor.id
+def quantity_change(quantity: int, actor: User) -> dict[str, Any]:
+    """Every change of stock goes through here (the future stock-movement log hooks in): the
+    columns to set."""
+    return {"quantity": quantity, "updated_by_id": actor.id}
 
 
-async def _flush(db: AsyncSession) -> None:
+@contextmanager
+def _sku_conflict() -> Iterator[None]:
     try:
-        await db.flush()
+        yield
     except IntegrityError as exc:
         if "sku" in str(exc.orig):
             raise Conflict(DUPLICATE_SKU) from None
@@ -107,42 +120,72 @@ async def _flush(db: AsyncSession) -> None:
 
 
 def new(data: ItemCreate, actor: User) -> Item:
-    """An item not yet in any session: `create` adds and flushes it; a bulk import batches."""
-    item = Item(
-        name=data.name,
-        quantity=0,
-        description=data.description,
-        sku=data.sku,
-        created_by_id=actor.id,
-    )
-    set_quantity(item, data.quantity, actor)
-    return item
+    """An ORM item not yet in any session, for a bulk import to add and flush in batches."""
+    return Item(**_created(data, actor))
 
 
-async def create(db: AsyncSession, data: ItemCreate, actor: User) -> Item:
-    item = new(data, actor)
-    db.add(item)
-    await _flush(db)
-    return item
+def _created(data: ItemCreate, actor: User) -> dict[str, Any]:
+    return {
+        "name": data.name,
+        "description": data.description,
+        "sku": data.sku,
+        "created_by_id": actor.id,
+        **quantity_change(data.quantity, actor),
+    }
+
+
+# Built once. A write is one statement that hands back the row it wrote (no ORM object to
+# load and track for a row the request only returns).
+_INSERT = _table.insert().returning(*_items)
+_UPDATE = (
+    _table.update()
+    .where(_items.id == bindparam("item_id"))
+    .values(version=_items.version + 1)
+    .returning(*_items)
+)
+_ROW_BY_ID = select(*_items).where(_items.id == bindparam("item_id"))
+
+
+async def create(db: AsyncSession, data: ItemCreate, actor: User) -> Row[Any]:
+    with _sku_conflict():
+        return (await db.execute(_INSERT, _created(data, actor))).one()
 
 
 async def update(
-    db: AsyncSession, item: Item, data: ItemUpdate, actor: User, if_match: str | None
-) -> Item:
-    if if_match is not None and not etag_matches(if_match, item):
-        raise PreconditionFailed("Item has changed since that ETag; reload it and try again")
+    db: AsyncSession, item_id: int, data: ItemUpdate, actor: User, if_match: str | None
+) -> Row[Any]:
+    """Change the fields sent that differ, in one UPDATE … RETURNING that also bumps the
+    version; a change to nothing makes no new version.
+
+    The UPDATE locks the row (PostgreSQL) or holds SQLite's one writer, so concurrent changes
+    of one item queue and each applies to the latest version. If-Match is checked against
+    the version it replaced; a mismatch raises, and the request's rollback undoes the
+    UPDATE. When nothing was updated (no such item, or nothing differs) the item is read to
+    tell 404 from 412 from "nothing to change".
+    """
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
-    quantity = changes.pop("quantity", None)
-    changes = {k: v for k, v in changes.items() if getattr(item, k) != v}
-    if not changes and (quantity is None or quantity == item.quantity):
-        return item  # nothing to change: no new version
-    for field, value in changes.items():
-        setattr(item, field, value)
-    if quantity is not None:
-        set_quantity(item, quantity, actor)
-    item.updated_by_id = actor.id
-    await _flush(db)
-    return item
+    if changes:
+        differs = or_(*(_items[k].is_distinct_from(v) for k, v in changes.items()))
+        quantity = changes.pop("quantity", None)
+        if quantity is not None:
+            changes.update(quantity_change(quantity, actor))
+        changes["updated_by_id"] = actor.id
+        with _sku_conflict():
+            result = await db.execute(_UPDATE.where(differs), {"item_id": item_id, **changes})
+        updated = result.first()
+        if updated is not None:
+            _check_if_match(if_match, updated.version - 1)
+            return updated
+    current = (await db.execute(_ROW_BY_ID, {"item_id": item_id})).first()
+    if current is None:
+        raise NotFound(ITEM_NOT_FOUND)
+    _check_if_match(if_match, current.version)
+    return current
+
+
+def _check_if_match(if_match: str | None, version: int) -> None:
+    if if_match is not None and not etag_matches(if_match, version):
+        raise PreconditionFailed("Item has changed since that ETag; reload it and try again")
 
 
 async def delete(db: AsyncSession, item: Item) -> None:
