@@ -6,6 +6,7 @@ import os
 import secrets
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -73,6 +74,9 @@ def ensure_first_admin() -> None:
 
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from api.listen import listening_address
 
     get_secret_key()  # fail before forking workers
     migrate()
@@ -80,19 +84,36 @@ def serve(args: argparse.Namespace) -> None:
     workers = 1 if args.reload else args.workers
     # The workers share the cores: by default each hashes passwords on its share of them.
     os.environ.setdefault("HASH_CONCURRENCY", str(max(1, (os.cpu_count() or 1) // workers)))
-    uvicorn.run(
-        "api.app:create_served_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=None if args.reload else args.workers,
-        reload=args.reload,
-        server_header=False,
-        proxy_headers=False,
+    app = "api.app:create_served_app"
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": args.host,
+        "port": args.port,
+        # uvloop, accepting every connection waiting at once (api/listen.py).
+        "loop": "api.listen:new_event_loop",
+        "server_header": False,
+        "proxy_headers": False,
         # api/request_log.py writes the access log; logging is set up by configure_logging.
-        access_log=False,
-        log_config=None,
-    )
+        "access_log": False,
+        "log_config": None,
+    }
+    if args.reload:
+        uvicorn.run(app, reload=True, **options)
+        return
+    # Each worker listens on a socket of its own (api/listen.py), not on one they share.
+    try:
+        address = listening_address(args.host, args.port)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+    config = uvicorn.Config(app, workers=workers, **options)
+    print(f"serving on http://{args.host}:{args.port} ({workers} worker processes)", flush=True)
+    if workers > 1:
+        Multiprocess(config, sockets=[address]).run()
+        return
+    server = uvicorn.Server(config)
+    server.run(sockets=[address])
+    if not server.started:
+        raise CommandError("the server did not start (see the log above)")
 
 
 def create_user(args: argparse.Namespace) -> None:

@@ -28,7 +28,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(data_dir: Path, admin_password: str) -> Iterator[str]:
+def running_server(data_dir: Path, admin_password: str, workers: int = 1) -> Iterator[str]:
     """Serve a fresh SQLite database in `data_dir`; yields the base URL."""
     port = free_port()
     env = {
@@ -44,7 +44,7 @@ def running_server(data_dir: Path, admin_password: str) -> Iterator[str]:
     data_dir.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         proc = subprocess.Popen(  # noqa: S603  (our own console script)
-            [str(inventory), "serve", "--port", str(port)],
+            [str(inventory), "serve", "--port", str(port), "--workers", str(workers)],
             cwd=data_dir,
             env=env,
             stdout=out,
