@@ -106,7 +106,8 @@ def serve(args: argparse.Namespace) -> None:
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
     config = uvicorn.Config(app, workers=workers, **options)
-    print(f"serving on http://{args.host}:{args.port} ({workers} worker processes)", flush=True)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"serving on http://{host}:{args.port}, workers: {workers}", flush=True)
     if workers > 1:
         Multiprocess(config, sockets=[address]).run()
         return

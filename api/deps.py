@@ -14,9 +14,10 @@ ItemId = Annotated[int, Path(ge=1, le=MAX_INT32)]
 
 
 async def item_by_id(db: SessionDep, request: Request, item_id: ItemId) -> Item:
-    # A write locks the row it read (PostgreSQL; SQLite has one writer anyway): concurrent
-    # updates of one item queue and each applies to the latest version, instead of the
-    # later ones failing on a version they never saw.
+    # A write (a delete, an image change) locks the row it read (PostgreSQL; SQLite has one
+    # writer anyway): concurrent writes to one item queue and each applies to the latest
+    # version, instead of the later ones failing on a version they never saw. A PATCH needs
+    # no read first: its UPDATE takes the lock (api/services/items.update).
     return await items.get(db, item_id, for_update=request.method not in READ_METHODS)
 
 

@@ -51,7 +51,7 @@ async def get(db: AsyncSession, item_id: int, *, for_update: bool = False) -> It
     return item
 
 
-# A list page is read-only: it selects the table's columns (rows, not ORM objects to track).
+# List pages, creates and updates work on the table's rows, not on ORM objects to track.
 _table = cast(Table, Item.__table__)
 _items = _table.c
 
