@@ -522,26 +522,26 @@ async def test_create_duplicate_sku_is_409_and_changes_nothing(
 # --- patch ------------------------------------------------------------------------------
 
 
-async def test_patch_that_changes_is_one_update(
-    client: AsyncClient, db: AsyncSession, editor_headers: dict[str, str], statements: list[str]
+@pytest.mark.parametrize(
+    ("quantity", "version", "sent"),
+    [(4, 2, ["UPDATE"]), (3, 1, ["UPDATE", "SELECT"])],
+    ids=["a change: one UPDATE", "no change: the UPDATE matches nothing, then a read"],
+)
+async def test_patch_statements(
+    client: AsyncClient,
+    db: AsyncSession,
+    editor_headers: dict[str, str],
+    statements: list[str],
+    quantity: int,
+    version: int,
+    sent: list[str],
 ) -> None:
     item = await make_item(db, quantity=3)
     statements.clear()
-    r = await client.patch(f"/items/{item.id}", json={"quantity": 4}, headers=editor_headers)
+    r = await client.patch(f"/items/{item.id}", json={"quantity": quantity}, headers=editor_headers)
     assert r.status_code == 200
-    assert (r.json()["item"]["quantity"], r.headers["etag"]) == (4, '"2"')
-    assert _on_items(statements) == ["UPDATE"], statements
-
-
-async def test_patch_that_changes_nothing_reads_the_item(
-    client: AsyncClient, db: AsyncSession, editor_headers: dict[str, str], statements: list[str]
-) -> None:
-    item = await make_item(db, quantity=3)
-    statements.clear()
-    r = await client.patch(f"/items/{item.id}", json={"quantity": 3}, headers=editor_headers)
-    assert r.status_code == 200
-    assert (r.json()["item"]["quantity"], r.headers["etag"]) == (3, '"1"')
-    assert _on_items(statements) == ["UPDATE", "SELECT"], statements
+    assert (r.json()["item"]["quantity"], r.headers["etag"]) == (quantity, f'"{version}"')
+    assert _on_items(statements) == sent, statements
 
 
 async def test_patch_changes_only_sent_fields(
