@@ -24,8 +24,10 @@ import uvloop
 
 log = logging.getLogger("api.listen")
 
-# Connections taken per readiness of the socket at most (asyncio's default backlog).
+# Connections taken per readiness of the socket at most, as asyncio's own loop does.
 _ACCEPT_BATCH = 100
+# The listen backlog when none is given (asyncio's default).
+_BACKLOG = 100
 # After the process ran out of file descriptors or memory: wait before accepting again.
 _RETRY_SECONDS = 1.0
 
@@ -37,27 +39,26 @@ class ListeningAddress(socket.socket):
     of its own, bound to the same address, on which uvicorn listens."""
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_bound, (self.family, self.getsockname()))
+        return (_bound, (socket.socket, self.family, self.getsockname()))
 
 
-def _bound(family: socket.AddressFamily, address: Any, sock: socket.socket | None = None) -> Any:
+def _bound(kind: type[socket.socket], family: socket.AddressFamily, address: Any) -> Any:
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP.
-    sock = sock or socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(address)
+    sock = kind(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 
 def listening_address(host: str, port: int) -> ListeningAddress:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = ListeningAddress(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        _bound(family, (host, port), sock)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    address: ListeningAddress = _bound(ListeningAddress, family, (host, port))
+    return address
 
 
 class Loop(uvloop.Loop):
@@ -69,7 +70,7 @@ class Loop(uvloop.Loop):
     ) -> Any:
         if sock is None or args or kwargs.get("ssl") is not None:
             return await super().create_server(protocol_factory, *args, sock=sock, **kwargs)
-        return _Acceptor(self, protocol_factory, sock, kwargs.get("backlog", _ACCEPT_BATCH))
+        return _Acceptor(self, protocol_factory, sock, kwargs.get("backlog", _BACKLOG))
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

@@ -27,11 +27,9 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {PORTS}")
 
 
-@contextmanager
-def running_server(data_dir: Path, admin_password: str, workers: int = 1) -> Iterator[str]:
-    """Serve a fresh SQLite database in `data_dir`; yields the base URL."""
-    port = free_port()
-    env = {
+def server_env(data_dir: Path, admin_password: str) -> dict[str, str]:
+    """`inventory serve`'s environment for a fresh SQLite database in `data_dir`."""
+    return {
         **os.environ,
         "DATA_DIR": str(data_dir),
         "DATABASE_URL": "",
@@ -39,6 +37,13 @@ def running_server(data_dir: Path, admin_password: str, workers: int = 1) -> Ite
         "FIRST_ADMIN_USERNAME": "admin",
         "FIRST_ADMIN_PASSWORD": admin_password,
     }
+
+
+@contextmanager
+def running_server(data_dir: Path, admin_password: str, workers: int = 1) -> Iterator[str]:
+    """Serve a fresh SQLite database in `data_dir`; yields the base URL."""
+    port = free_port()
+    env = server_env(data_dir, admin_password)
     inventory = Path(sys.executable).with_name("inventory")
     log = data_dir / "server.log"
     data_dir.mkdir(parents=True, exist_ok=True)

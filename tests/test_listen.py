@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from api.listen import Loop, listening_address
-from tests.server import free_port, running_server
+from tests.server import free_port, running_server, server_env
 
 CONNECTIONS = 32
 
@@ -84,13 +84,7 @@ def test_serve_reports_a_port_in_use(tmp_path: Path) -> None:
                 "--workers",
                 "2",
             ],
-            env={
-                **os.environ,
-                "DATA_DIR": str(tmp_path),
-                "DATABASE_URL": "",
-                "ENVIRONMENT": "development",
-                "FIRST_ADMIN_PASSWORD": "a long enough password",
-            },
+            env=server_env(tmp_path, "a long enough password"),
             cwd=tmp_path,
             capture_output=True,
             text=True,
