@@ -26,10 +26,12 @@ from api.errors import DomainError
 from api.logs import configure_logging
 from api.schemas.users import UserCreate, UserUpdate
 from api.services import users
+from api.settings import get_api_settings
 from auth.secret import InsecureSecretKey, get_secret_key
 from auth.settings import get_auth_settings
 from models import migrations
 from models.enums import Role
+from models.settings import get_database_settings
 from models.user import User
 
 
@@ -226,6 +228,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    try:
+        for settings in (get_database_settings, get_auth_settings, get_api_settings):
+            settings()
+    except ValidationError as exc:
+        # `LOG_LEVEL: Input should be …`: never the value, which may be a secret.
+        message = validation_message(exc).replace("Value error, ", "")
+        print(f"inventory: error: {message}", file=sys.stderr)
+        return 2  # a usage error, as argparse's
     configure_logging()
     try:
         args.run(args)

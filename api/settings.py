@@ -45,6 +45,11 @@ class ApiSettings(BaseSettings):
     def cors_origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.CORS_ORIGINS.split(",") if o.strip()]
 
+    @field_validator("LOG_LEVEL", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @field_validator("UPLOAD_DIR", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

@@ -4,8 +4,29 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The async drivers this service ships, by the URL schemes people write.
+_DRIVERS = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
+ACCEPTED_URLS = "postgresql://user:password@host:5432/name (or postgres://) or sqlite:///path.db"
+
+
+def async_url(url: str) -> str:
+    """The URL with the driver this service uses for it; ValueError for any other database."""
+    scheme, sep, rest = url.strip().partition("://")
+    driver = _DRIVERS.get(scheme.lower()) if sep else None
+    if driver is None:
+        # Only the scheme is repeated: the rest may hold a password.
+        got = f"'{scheme}://'" if sep else "no scheme"
+        raise ValueError(f"unsupported database URL ({got}); use {ACCEPTED_URLS}")
+    return f"{driver}://{rest}"
 
 
 class Environment(StrEnum):
@@ -33,10 +54,17 @@ class DatabaseSettings(BaseSettings):
     DB_ECHO: bool = False
     SQLITE_BUSY_TIMEOUT_MS: int = Field(default=5000, ge=0)
 
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if value.strip():
+            async_url(value)
+        return value.strip()
+
     @property
     def database_url(self) -> str:
         if self.DATABASE_URL:
-            return self.DATABASE_URL
+            return async_url(self.DATABASE_URL)
         return f"sqlite+aiosqlite:///{self.DATA_DIR / 'inventory.db'}"
 
 
