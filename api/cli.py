@@ -17,7 +17,9 @@ from api.commands import users as users_commands
 from api.commands.common import (
     CommandError,
     add_command,
+    database_location,
     read_password,
+    require_database,
     run_in_session,
     user_named,
     validation_message,
@@ -40,9 +42,9 @@ def _database_message(exc: Exception) -> str:
     # which can hold a password hash.
     message = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip()
     message = message.splitlines()[0] if message else type(exc).__name__
-    if "no such table" in message or "does not exist" in message:
-        message += " (run `inventory migrate` first)"
-    return message
+    if "no such table" in message or ("relation" in message and "does not exist" in message):
+        return f"{message} at {database_location()}; run `inventory migrate` first"
+    return f"{message} at {database_location()}"
 
 
 def migrate() -> None:
@@ -238,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2  # a usage error, as argparse's
     configure_logging()
     try:
+        if args.command not in ("serve", "migrate"):
+            require_database()
         args.run(args)
     except (CommandError, DomainError, InsecureSecretKey) as exc:
         print(f"inventory: error: {exc}", file=sys.stderr)

@@ -129,10 +129,13 @@ def test_create_user_before_migrate_is_a_clear_error(
 ) -> None:
     if POSTGRES_URL:
         pytest.skip("the PostgreSQL test database is migrated once for the whole run")
+    database = Path(cli_db.partition(":///")[2])
+    database.parent.mkdir(parents=True)
+    database.touch()  # an empty SQLite file: a database without tables
     assert run(monkeypatch, ["create-user", "bob"], GOOD_PASSWORD) == 1
     err = capsys.readouterr().err
-    assert err.startswith("inventory: error: database: no such table: users")
-    assert "inventory migrate" in err
+    assert err.startswith(f"inventory: error: database: no such table: users at {database}")
+    assert "run `inventory migrate` first" in err
     assert "$argon2" not in err  # the SQL parameters (the new hash) are never shown
     assert "Traceback" not in err
 

@@ -6,10 +6,11 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.engine import create_engine, create_sessionmaker
@@ -24,6 +25,31 @@ SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 class CommandError(Exception):
     """Ends the command with `inventory: error: <message>` and exit status 1."""
+
+
+def database_location() -> str:
+    """Which database the commands use and the setting that chose it (for error messages)."""
+    settings = get_database_settings()
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        where = str(Path(url.database or "").resolve())
+    else:
+        where = url.render_as_string(hide_password=True)
+    chosen_by = "DATABASE_URL" if settings.DATABASE_URL else f"DATA_DIR={settings.DATA_DIR}"
+    return f"{where} (set by {chosen_by})"
+
+
+def require_database() -> None:
+    """Commands other than `serve` and `migrate` use a database, never create one (SQLite
+    would make an empty file wherever the command happens to run)."""
+    url = make_url(get_database_settings().database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    if not Path(url.database).is_file():
+        raise CommandError(
+            f"no database at {database_location()}; point DATA_DIR or DATABASE_URL at the"
+            " one `inventory serve` uses, or run `inventory migrate` to create it there"
+        )
 
 
 def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
