@@ -6,6 +6,7 @@ import os
 import secrets
 import sys
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,6 +21,7 @@ from api.commands.common import (
     database_location,
     read_password,
     require_database,
+    role_argument,
     run_in_session,
     user_named,
     validation_message,
@@ -195,11 +197,8 @@ def parser() -> argparse.ArgumentParser:
         "Example: echo 'a long password' | inventory create-user bob --role editor",
     )
     c.add_argument("username", help="3-50 letters, digits or ._@- (case does not matter)")
-    c.add_argument(
-        "--role",
-        choices=[r.value for r in Role],
-        default=Role.viewer.value,
-        help="what they may do (default: viewer)",
+    role_argument(
+        c, "--role", default=Role.viewer.value, help="viewer, editor or admin (default: viewer)"
     )
     c.set_defaults(run=create_user)
 
@@ -246,6 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, DomainError, InsecureSecretKey) as exc:
         print(f"inventory: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader of standard output went away (`inventory export - | head`): stop as
+        # `cat` would, without a message, and without Python's own at exit.
+        with suppress(OSError, ValueError):  # a stand-in stdout has no file descriptor
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command the pipe ended
     except (SQLAlchemyError, OSError) as exc:
         print(f"inventory: error: database: {_database_message(exc)}", file=sys.stderr)
         return 1

@@ -73,7 +73,7 @@ async def test_export_to_standard_output(
     assert await run_cli("export", "-") == 0
     out = capsys.readouterr()
     assert out.out == "sku,name,quantity,description\r\nNUT,Nut,3,\r\n"
-    assert out.err == "exported 1 items to -\n"
+    assert out.err == "exported 1 item to -\n"
 
 
 async def test_export_into_a_missing_folder_fails_cleanly(

@@ -14,6 +14,7 @@ from sqlalchemy import make_url, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.engine import create_engine, create_sessionmaker
+from models.enums import Role
 from models.settings import get_database_settings
 from models.user import User
 
@@ -75,6 +76,10 @@ def read_password(prompt: str) -> str:
     return first
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def validation_message(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
@@ -84,6 +89,13 @@ async def user_named(db: AsyncSession, username: str) -> User:
     if user is None:
         raise CommandError(f"no user named '{username}'")
     return user
+
+
+def role_argument(parser: argparse.ArgumentParser, *names: str, **kwargs: Any) -> None:
+    """A role argument that takes its name in any case (`--role Admin`)."""
+    parser.add_argument(
+        *names, type=str.lower, choices=[r.value for r in Role], metavar="ROLE", **kwargs
+    )
 
 
 def add_command(

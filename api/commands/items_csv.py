@@ -24,6 +24,7 @@ from api.commands.common import (
     CommandError,
     SubParsers,
     add_command,
+    plural,
     run_in_session,
     user_named,
     validation_message,
@@ -116,9 +117,14 @@ def export_items(args: argparse.Namespace) -> None:
 
     try:
         count = run_in_session(work)
+    except BrokenPipeError:
+        raise  # the reader stopped reading (`| head`): api/cli.py ends quietly
     except OSError as exc:
         raise CommandError(f"cannot write {args.file}: {exc.strerror}") from None
-    print(f"exported {count} items to {args.file}", file=sys.stderr if to_stdout else sys.stdout)
+    print(
+        f"exported {plural(count, 'item')} to {args.file}",
+        file=sys.stderr if to_stdout else sys.stdout,
+    )
 
 
 async def _write(out: TextIO, rows: AsyncScalarResult[Item]) -> int:
@@ -294,6 +300,6 @@ def import_items(args: argparse.Namespace) -> None:
 
     summary = run_in_session(work)
     print(
-        f"imported {len(rows)} rows from {args.file}: {summary.created} created, "
+        f"imported {plural(len(rows), 'row')} from {args.file}: {summary.created} created, "
         f"{summary.updated} updated, {summary.unchanged} unchanged"
     )

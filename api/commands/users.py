@@ -1,20 +1,28 @@
-"""`inventory users list` and `inventory users disable USERNAME`."""
+"""`inventory users list|enable|disable|set-role|delete`."""
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.commands.common import CommandError, SubParsers, add_command, run_in_session, user_named
+from api.commands.common import (
+    CommandError,
+    SubParsers,
+    add_command,
+    role_argument,
+    run_in_session,
+    user_named,
+)
 from api.errors import Conflict
 from api.schemas.users import UserUpdate
 from api.services import users
+from models.enums import Role
 from models.user import User
 
 
 def register(sub: SubParsers) -> None:
-    group = add_command(sub, "users", "list and disable users")
+    group = add_command(sub, "users", "list, enable, disable, change the role of, or delete users")
     commands = group.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
 
     ls = add_command(
@@ -34,6 +42,30 @@ def register(sub: SubParsers) -> None:
     )
     disable.add_argument("username", help="who to disable (case does not matter)")
     disable.set_defaults(run=disable_user)
+
+    enable = add_command(commands, "enable", "let a disabled user log in again")
+    enable.add_argument("username", help="who to enable (case does not matter)")
+    enable.set_defaults(run=enable_user)
+
+    set_role = add_command(
+        commands,
+        "set-role",
+        "change what a user may do",
+        "Takes effect on their next request. The last active admin cannot be demoted.",
+    )
+    set_role.add_argument("username", help="whose role to change (case does not matter)")
+    role_argument(set_role, "role", help="viewer, editor or admin (any case)")
+    set_role.set_defaults(run=set_user_role)
+
+    delete = add_command(
+        commands,
+        "delete",
+        "delete a user for good",
+        "Their logins go with them; the items and movements they touched stay. The last\n"
+        "active admin cannot be deleted (disable is the gentler alternative).",
+    )
+    delete.add_argument("username", help="who to delete (case does not matter)")
+    delete.set_defaults(run=delete_user)
 
 
 def table(rows: Sequence[Sequence[str]]) -> str:
@@ -65,18 +97,55 @@ def list_users(_args: argparse.Namespace) -> None:
     print(table([["ID", "USERNAME", "ROLE", "ACTIVE", "EMAIL", "NAME"], *rows]))
 
 
-def disable_user(args: argparse.Namespace) -> None:
+def _update(verb: str, username: str, data: UserUpdate, unchanged: Callable[[User], bool]) -> bool:
+    """Apply `data` unless `unchanged(user)`; False if there was nothing to do."""
+
     async def work(db: AsyncSession) -> bool:
-        user = await user_named(db, args.username)
-        if not user.is_active:
+        user = await user_named(db, username)
+        if unchanged(user):
             return False
         try:
-            await users.update(db, user, UserUpdate(is_active=False))
+            await users.update(db, user, data)
         except Conflict as exc:
-            raise CommandError(f"cannot disable '{user.username}': {exc.detail.lower()}") from None
+            raise CommandError(f"cannot {verb} '{user.username}': {exc.detail.lower()}") from None
         return True
 
-    if run_in_session(work):
-        print(f"disabled '{args.username.lower()}'; their logins were ended")
+    return run_in_session(work)
+
+
+def disable_user(args: argparse.Namespace) -> None:
+    name = args.username.lower()
+    if _update("disable", args.username, UserUpdate(is_active=False), lambda u: not u.is_active):
+        print(f"disabled '{name}'; their logins were ended")
     else:
-        print(f"'{args.username.lower()}' was already disabled")
+        print(f"'{name}' was already disabled")
+
+
+def enable_user(args: argparse.Namespace) -> None:
+    name = args.username.lower()
+    if _update("enable", args.username, UserUpdate(is_active=True), lambda u: u.is_active):
+        print(f"enabled '{name}'")
+    else:
+        print(f"'{name}' was already enabled")
+
+
+def set_user_role(args: argparse.Namespace) -> None:
+    name, role = args.username.lower(), Role(args.role)
+    if _update(
+        "change the role of", args.username, UserUpdate(role=role), lambda u: u.role == role
+    ):
+        print(f"'{name}' is now {role.value}")
+    else:
+        print(f"'{name}' was already {role.value}")
+
+
+def delete_user(args: argparse.Namespace) -> None:
+    async def work(db: AsyncSession) -> None:
+        user = await user_named(db, args.username)
+        try:
+            await users.delete(db, user)
+        except Conflict as exc:
+            raise CommandError(f"cannot delete '{user.username}': {exc.detail.lower()}") from None
+
+    run_in_session(work)
+    print(f"deleted '{args.username.lower()}'")
