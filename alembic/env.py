@@ -32,7 +32,9 @@ def _configure(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    settings = get_database_settings().model_copy(update={"DATABASE_URL": _database_url()})
+    # No statement timeout: a migration may rewrite a large table.
+    update = {"DATABASE_URL": _database_url(), "DB_COMMAND_TIMEOUT": 0}
+    settings = get_database_settings().model_copy(update=update)
     engine = create_engine(settings)
     try:
         async with engine.connect() as connection:

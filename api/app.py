@@ -41,6 +41,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if (probe := getattr(app.state, "ready_probe", None)) is not None:
+            probe.cancel()  # a /ready probe still waiting for the database
         if redis is not None:
             await redis.aclose()
         await engine.dispose()

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 
 from api.middleware import DEFAULT_HEADERS
 from api.request_log import ERROR_LOGGED, current_request_id
+from models.availability import DatabaseUnavailable
 
 log = logging.getLogger("api")
 
@@ -100,6 +101,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
+# Seconds a client is asked to wait before trying again while the database is unavailable.
+RETRY_AFTER_SECONDS = 5
+
+
+async def _database_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
+    # Logged once when it goes and once when it is back (models/availability.py), not here.
+    return JSONResponse(
+        error_body("The database is unavailable; try again shortly"),
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     request_id = current_request_id()
     log.error(
@@ -122,4 +136,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(StaleDataError, _stale_data)
+    app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

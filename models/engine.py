@@ -2,7 +2,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, make_url
-from sqlalchemy.engine import Connection, ExecutionContext
+from sqlalchemy.engine import Connection, ExceptionContext, ExecutionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_only as await_  # await_only: also on SQLAlchemy 2.0
 
+from models.availability import DatabaseUnavailable, describe, unreachable
 from models.pool import FairQueuePool
 from models.settings import DatabaseSettings
 from models.sqlite_driver import OneTripConnection, OneTripDBAPI
@@ -34,7 +35,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     url = settings.database_url
     if url.startswith("sqlite"):
         return _sqlite_engine(url, settings)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=settings.DB_ECHO,
         poolclass=FairQueuePool,
@@ -42,7 +43,29 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_timeout=settings.DB_POOL_TIMEOUT,
         pool_pre_ping=settings.DB_POOL_PRE_PING,
+        # asyncpg: `timeout` bounds opening a connection, `command_timeout` each statement.
+        connect_args={
+            "timeout": settings.DB_CONNECT_TIMEOUT,
+            "command_timeout": settings.DB_COMMAND_TIMEOUT or None,
+        },
     )
+    event.listen(engine.sync_engine, "handle_error", _unavailable)
+    return engine
+
+
+def _unavailable(context: ExceptionContext) -> DatabaseUnavailable | None:
+    """A lost connection or a statement past its timeout: the connection is dropped (not
+    handed out again half-way through a statement) and the request answered 503."""
+    error = context.original_exception
+    if not isinstance(error, Exception):
+        return None  # cancelled: the client went away, not the database
+    if not (context.is_disconnect or unreachable(error)):
+        return None
+    context.is_disconnect = True
+    pool = context.engine.pool if context.engine is not None else None
+    if not isinstance(pool, FairQueuePool):
+        return DatabaseUnavailable(describe(error))
+    return pool.availability.went_down(describe(error))
 
 
 def _lower(value: object) -> object:

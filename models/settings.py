@@ -46,7 +46,12 @@ class DatabaseSettings(BaseSettings):
     # connection (on PostgreSQL a new backend process): size the pool, keep overflow at 0.
     DB_POOL_SIZE: int = Field(default=20, ge=1, le=200)
     DB_MAX_OVERFLOW: int = Field(default=0, ge=0, le=500)
-    DB_POOL_TIMEOUT: float = Field(default=30.0, gt=0)
+    # Seconds a request waits for a free connection, to open one, and for one statement
+    # (PostgreSQL; 0: no limit) before it is answered 503: a stalled database gives quick
+    # refusals rather than requests that hang.
+    DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
+    DB_CONNECT_TIMEOUT: float = Field(default=5.0, gt=0)
+    DB_COMMAND_TIMEOUT: float = Field(default=10.0, ge=0)
     # Test each pooled connection before lending it out. With asyncpg that is BEGIN, SELECT,
     # ROLLBACK: three round trips on every request. Off, a connection the server dropped
     # (a PostgreSQL restart) fails one request, after which the pool is replaced.

@@ -4,10 +4,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from sqlalchemy import exc, text
+from sqlalchemy import text
 from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty
 
+from models.availability import DatabaseUnavailable
 from models.engine import create_engine
 from models.pool import FairQueue
 from models.settings import DatabaseSettings
@@ -80,7 +81,9 @@ async def test_the_engine_uses_it_and_times_out_as_configured(tmp_path: Path) ->
 
         async with engine.connect() as held:
             await held.execute(text("SELECT 1"))
-            with pytest.raises(exc.TimeoutError):
+            with pytest.raises(
+                DatabaseUnavailable, match=r"no database connection free within 0\.2 s"
+            ):
                 await use("timed out")
             waiters = [asyncio.create_task(use(n)) for n in ("first", "second")]
             await asyncio.sleep(0.05)
