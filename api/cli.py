@@ -82,9 +82,20 @@ def serve(args: argparse.Namespace) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from api.listen import listening_address
+    from api.listen import PortInUse, light_worker_start, listening_address
 
     get_secret_key()  # fail before forking workers
+    if not args.reload:
+        # Taken first: a port already served fails at once, before touching any database.
+        # Each worker listens on a socket of its own (api/listen.py), not on one they share.
+        try:
+            address = listening_address(args.host, args.port)
+        except PortInUse as exc:
+            raise CommandError(
+                f"cannot listen on {args.host}:{args.port}: {exc.strerror}"
+            ) from None
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
     migrate()
     ensure_first_admin()
     workers = 1 if args.reload else args.workers
@@ -106,16 +117,17 @@ def serve(args: argparse.Namespace) -> None:
     if args.reload:
         uvicorn.run(app, reload=True, **options)
         return
-    # Each worker listens on a socket of its own (api/listen.py), not on one they share.
-    try:
-        address = listening_address(args.host, args.port)
-    except OSError as exc:
-        raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
-    config = uvicorn.Config(app, workers=workers, **options)
+    config = uvicorn.Config(
+        app,
+        workers=workers,
+        timeout_worker_healthcheck=get_api_settings().WORKER_HEALTHCHECK_TIMEOUT,
+        **options,
+    )
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"serving on http://{host}:{args.port}, workers: {workers}", flush=True)
     if workers > 1:
-        Multiprocess(config, sockets=[address]).run()
+        with light_worker_start():
+            Multiprocess(config, sockets=[address]).run()
         return
     server = uvicorn.Server(config)
     server.run(sockets=[address])

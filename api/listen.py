@@ -16,8 +16,12 @@ does, and hands each connection to uvloop.
 """
 
 import asyncio
+import errno
 import logging
 import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import uvloop
@@ -38,6 +42,8 @@ class ListeningAddress(socket.socket):
     sockets to each worker it starts by pickling them; a worker unpickles this as a socket
     of its own, bound to the same address, on which uvicorn listens."""
 
+    claim: socket.socket | None = None
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (_bound, (socket.socket, self.family, self.getsockname()))
 
@@ -55,9 +61,34 @@ def _bound(kind: type[socket.socket], family: socket.AddressFamily, address: Any
     return sock
 
 
+class PortInUse(OSError):
+    pass
+
+
 def listening_address(host: str, port: int) -> ListeningAddress:
+    """The supervisor's claim on the address: `PortInUse` if another program listens there,
+    or another `inventory serve` (SO_REUSEPORT alone would let a second one share the port,
+    and requests would land on either at random)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    address: ListeningAddress = _bound(ListeningAddress, family, (host, port))
+    try:
+        address: ListeningAddress = _bound(ListeningAddress, family, (host, port))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise PortInUse(exc.errno, f"port {port} is in use") from None
+    port = address.getsockname()[1]
+    # A name in Linux's abstract socket namespace, held while this process lives: the kernel
+    # frees it however the process ends, and a second supervisor cannot take it.
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        claim.bind(f"\0inventory-serve-port-{port}")
+    except OSError:
+        claim.close()
+        address.close()
+        raise PortInUse(
+            errno.EADDRINUSE, f"port {port} is in use by another `inventory serve`"
+        ) from None
+    address.claim = claim
     return address
 
 
@@ -71,6 +102,28 @@ class Loop(uvloop.Loop):
         if sock is None or args or kwargs.get("ssl") is not None:
             return await super().create_server(protocol_factory, *args, sock=sock, **kwargs)
         return _Acceptor(self, protocol_factory, sock, kwargs.get("backlog", _BACKLOG))
+
+
+@contextmanager
+def light_worker_start() -> Iterator[None]:
+    """Workers started meanwhile answer the supervisor's health check within a second.
+
+    A spawned worker first re-imports the parent's `__main__` (multiprocessing's
+    "prepare"); ours is the `inventory` script, which imports the CLI and with it the whole
+    app: 6.8 s on the loaded 2-core development machine, past uvicorn's health check, so
+    the supervisor killed workers that were still starting. Without a file to re-import, a
+    worker loads uvicorn (0.7 s there), starts answering health checks, and imports the app
+    after that."""
+    main = sys.modules["__main__"]
+    path, spec = getattr(main, "__file__", None), main.__spec__
+    vars(main).pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__spec__ = spec
+        if path is not None:
+            main.__file__ = path
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

@@ -40,6 +40,9 @@ class ApiSettings(BaseSettings):
     # Browser origins allowed to call the API, comma-separated (e.g.
     # https://app.example.com,https://admin.example.com). Empty: CORS stays closed.
     CORS_ORIGINS: str = ""
+    # `inventory serve --workers N`: seconds the supervisor waits for a worker to answer its
+    # health check (when starting and then every half second) before killing it.
+    WORKER_HEALTHCHECK_TIMEOUT: int = Field(default=10, ge=1, le=600)
 
     @property
     def cors_origins(self) -> list[str]:
