@@ -50,7 +50,8 @@ def _database_message(exc: Exception) -> str:
 
 
 def migrate() -> None:
-    migrations.upgrade()
+    with migrations.startup_lock():
+        migrations.upgrade()
     print("database is up to date")
 
 
@@ -96,8 +97,11 @@ def serve(args: argparse.Namespace) -> None:
             ) from None
         except OSError as exc:
             raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
-    migrate()
-    ensure_first_admin()
+    # Instances starting at once on one fresh database take turns (models/migrations.py).
+    with migrations.startup_lock():
+        migrations.upgrade()
+        print("database is up to date")
+        ensure_first_admin()
     workers = 1 if args.reload else args.workers
     # The workers share the cores: by default each hashes passwords on its share of them.
     os.environ.setdefault("HASH_CONCURRENCY", str(max(1, (os.cpu_count() or 1) // workers)))
