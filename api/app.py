@@ -1,5 +1,6 @@
 """The application factory. Nothing is built at import time: tests and tools swap settings."""
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
+from api import storage
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.logs import configure_logging
@@ -38,9 +40,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.login_throttle_redis = redis = connect_redis()
+    storage.prepare_folder()
+    removals = asyncio.create_task(storage.keep_retrying_removals())
     try:
         yield
     finally:
+        removals.cancel()
         if (probe := getattr(app.state, "ready_probe", None)) is not None:
             probe.cancel()  # a /ready probe still waiting for the database
         if redis is not None:

@@ -2,6 +2,7 @@
 as CSV. `inventory COMMAND --help` tells more about each command."""
 
 import argparse
+import logging
 import os
 import secrets
 import sys
@@ -34,6 +35,7 @@ from api.settings import get_api_settings
 from auth.secret import InsecureSecretKey, get_secret_key
 from auth.settings import get_auth_settings
 from models import migrations
+from models.availability import DatabaseUnavailable
 from models.enums import Role
 from models.settings import get_database_settings
 from models.user import User
@@ -177,6 +179,8 @@ def prune_images(args: argparse.Namespace) -> None:
         if args.delete:
             storage.delete_file(name)
         print(f"{'removed' if args.delete else 'unreferenced'}: {name}")
+    if args.delete:
+        storage.forget_unremoved()  # each is removed now, or was gone already
     hint = "" if args.delete or not names else "; run with --delete to remove them"
     print(f"{len(names)} unreferenced file(s) in {storage.upload_dir()}{hint}")
 
@@ -254,6 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"inventory: error: {message}", file=sys.stderr)
         return 2  # a usage error, as argparse's
     configure_logging()
+    # A command reports an unreachable database in its one error line; the outage log
+    # (models/availability.py) is for servers.
+    outage_log = logging.getLogger("models.availability")
+    outage_log.disabled = args.command != "serve"
     try:
         if args.command not in ("serve", "migrate"):
             require_database()
@@ -267,11 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         with suppress(OSError, ValueError):  # a stand-in stdout has no file descriptor
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a command the pipe ended
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, OSError, DatabaseUnavailable) as exc:
         print(f"inventory: error: database: {_database_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        outage_log.disabled = False
     return 0
 
 

@@ -64,6 +64,11 @@ def _clean(source: Path, target: Path, max_pixels: int) -> str:
         raise
     except Image.DecompressionBombError:
         raise too_large from None  # Pillow's own, far higher, limit fired first
+    except OSError as exc:
+        if exc.errno is not None:
+            raise  # the disk, not the image (Pillow's decoding errors carry no errno)
+        log.info("upload refused by the image decoder: %r", exc)
+        raise UnsupportedMediaType(NOT_AN_IMAGE) from None
     except Exception as exc:
         # Hostile input can make a decoder raise nearly anything; none of it is our fault.
         log.info("upload refused by the image decoder: %r", exc)

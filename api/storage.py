@@ -4,17 +4,27 @@ Blocking calls here are meant for worker threads (the async callers use `to_thre
 `remove`, a single unlink that transaction hooks run as the transaction ends.
 """
 
+import asyncio
+import errno
+import logging
 import os
 import re
 import secrets
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from anyio import to_thread
+from fastapi import status
+
+from api.errors import DomainError
 from api.settings import get_api_settings
+from models.settings import get_database_settings
+
+log = logging.getLogger("api.storage")
 
 # Every stored name: 128 random bits in hex plus the extension of the format Pillow found.
 NAME_PATTERN = re.compile(r"[0-9a-f]{32}\.(?:jpg|png|gif|webp)")
@@ -23,6 +33,30 @@ MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "web
 TEMP_PREFIX = ".upload-"
 # prune-images leaves younger files alone: they may belong to an upload not yet committed.
 PRUNE_GRACE_SECONDS = 3600
+# A removal that failed after its commit (read-only folder, I/O error) is tried again this often.
+RETRY_SECONDS = 60
+# Names whose removal failed, for `prune-images` (kept in DATA_DIR: the upload folder may be
+# the one that cannot be written).
+UNREMOVED_FILE = "unremoved-images"
+
+
+class InsufficientStorage(DomainError):
+    status_code = status.HTTP_507_INSUFFICIENT_STORAGE
+    detail = "Not enough disk space to store the image; try again later"
+
+
+class StorageUnavailable(DomainError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    detail = "Images cannot be stored right now; try again later"
+
+
+def storage_error(exc: OSError) -> DomainError:
+    """The answer for a failed write in the upload folder: 507 when it is full, else 503 (a
+    read-only or missing folder, an I/O error). Logged here: the client's message has no path."""
+    log.error("cannot write in the upload folder %s: %s", upload_dir(), exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientStorage()
+    return StorageUnavailable()
 
 
 def upload_dir() -> Path:
@@ -54,18 +88,30 @@ def stored_file(name: str) -> Path | None:
     return path if stat.S_ISREG(st.st_mode) else None
 
 
+def prepare_folder() -> None:
+    """At startup: make the default folder (DATA_DIR/uploads). A configured UPLOAD_DIR is never
+    made: if it is missing (a share not mounted), uploads answer 503 rather than fill a local
+    folder that the other instances do not see."""
+    settings = get_api_settings()
+    folder = settings.upload_dir
+    if settings.UPLOAD_DIR is None:
+        with suppress(OSError):  # reported by the first upload instead
+            folder.mkdir(parents=True, exist_ok=True)
+    elif not folder.is_dir():
+        log.error("UPLOAD_DIR %s does not exist; image uploads answer 503 until it does", folder)
+
+
 @contextmanager
 def temp_file() -> Iterator[Path]:
     """A new empty file inside the upload folder, removed on exit unless it was moved away."""
-    folder = upload_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, raw = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=".tmp")
+    fd, raw = tempfile.mkstemp(dir=upload_dir(), prefix=TEMP_PREFIX, suffix=".tmp")
     os.close(fd)
     path = Path(raw)
     try:
         yield path
     finally:
-        path.unlink(missing_ok=True)
+        with suppress(OSError):  # the folder's failure is what the caller reports
+            path.unlink(missing_ok=True)
 
 
 def place(temp: Path, name: str) -> None:
@@ -86,14 +132,64 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+# This process's failed removals, retried by `retry_removals`.
+_unremoved: set[str] = set()
+
+
 def remove(name: str) -> None:
-    """Remove a stored image; a name that is not ours is never turned into a path."""
-    if NAME_PATTERN.fullmatch(name):
+    """Remove a stored image; a name that is not ours is never turned into a path. Runs after
+    a commit: a failure is logged and the removal tried again later (`retry_removals`)."""
+    if not NAME_PATTERN.fullmatch(name):
+        return
+    try:
         (upload_dir() / name).unlink(missing_ok=True)
+    except OSError as exc:
+        log.error("cannot remove image %s (%s); trying again later", name, exc.strerror)
+        _unremoved.add(name)
+        with suppress(OSError), _unremoved_path().open("a") as ledger:
+            ledger.write(f"{name}\n")
 
 
-def settled_files() -> list[str]:
-    """Regular files directly in the folder, except those younger than the grace period."""
+def retry_removals() -> None:
+    for name in sorted(_unremoved):
+        try:
+            (upload_dir() / name).unlink(missing_ok=True)
+        except OSError:
+            continue
+        _unremoved.discard(name)
+        log.warning("removed image %s at last", name)
+
+
+async def keep_retrying_removals() -> None:
+    """The served app's background task: failed removals are tried again every RETRY_SECONDS."""
+    while True:
+        await asyncio.sleep(RETRY_SECONDS)
+        if _unremoved:
+            await to_thread.run_sync(retry_removals)
+
+
+def _unremoved_path() -> Path:
+    return get_database_settings().DATA_DIR / UNREMOVED_FILE
+
+
+def unremoved_names() -> set[str]:
+    """Names whose removal failed after a commit (by any process using this DATA_DIR)."""
+    try:
+        lines = _unremoved_path().read_text().split()
+    except OSError:
+        return set()
+    return {line for line in lines if NAME_PATTERN.fullmatch(line)}
+
+
+def forget_unremoved() -> None:
+    """prune-images has dealt with them (removed, or found gone)."""
+    with suppress(FileNotFoundError):
+        _unremoved_path().unlink()
+
+
+def settled_files(also: Collection[str] = ()) -> list[str]:
+    """Regular files directly in the folder, except those younger than the grace period (a
+    name in `also`, a file whose removal once failed, is listed whatever its age)."""
     folder = upload_dir()
     if not folder.is_dir():
         return []
@@ -102,7 +198,7 @@ def settled_files() -> list[str]:
         entry.name
         for entry in os.scandir(folder)
         if entry.is_file(follow_symlinks=False)
-        and entry.stat(follow_symlinks=False).st_mtime <= cutoff
+        and (entry.name in also or entry.stat(follow_symlinks=False).st_mtime <= cutoff)
     )
 
 

@@ -51,7 +51,7 @@ TARGETS = [
 def folders(data_dir: Path) -> Path:
     """The upload folder with one stored image; a secret image just outside it."""
     uploads = data_dir / "uploads"
-    uploads.mkdir()
+    uploads.mkdir(exist_ok=True)  # the app makes the default folder at startup
     (uploads / STORED).write_bytes(img.png())
     (data_dir / SECRET).write_bytes(b"SECRET" + img.png())
     return uploads

@@ -50,7 +50,7 @@ IMAGE_NOT_FOUND = "Image not found"
 @router.patch(
     "/item-image/{item_id}",
     summary="Upload or replace an item's image",
-    responses=error_responses(401, 403, 404, 413, 415),
+    responses=error_responses(401, 403, 404, 413, 415, 503, 507),
     openapi_extra=UPLOAD_BODY,
 )
 async def upload_image(

@@ -25,16 +25,19 @@ async def replace(db: AsyncSession, item: Item, request: Request, actor: User) -
     # Receiving and decoding take as long as the client makes them: hold no transaction
     # meanwhile (on SQLite that would be the database's write lock, on PostgreSQL the row lock).
     await end_read(db)
-    with storage.temp_file() as received, storage.temp_file() as cleaned:
-        await upload.receive_file(request, received, settings.MAX_UPLOAD_BYTES)
-        extension = await imaging.clean(received, cleaned, settings.MAX_IMAGE_PIXELS)
-        name = storage.new_name(extension)
-        await begin_write(db)
-        current = await db.get(Item, item_id, populate_existing=True, with_for_update=True)
-        if current is None:
-            raise NotFound(ITEM_NOT_FOUND)
-        on_rollback(db, partial(storage.remove, name))
-        await to_thread.run_sync(storage.place, cleaned, name)
+    try:
+        with storage.temp_file() as received, storage.temp_file() as cleaned:
+            await upload.receive_file(request, received, settings.MAX_UPLOAD_BYTES)
+            extension = await imaging.clean(received, cleaned, settings.MAX_IMAGE_PIXELS)
+            name = storage.new_name(extension)
+            await begin_write(db)
+            current = await db.get(Item, item_id, populate_existing=True, with_for_update=True)
+            if current is None:
+                raise NotFound(ITEM_NOT_FOUND)
+            on_rollback(db, partial(storage.remove, name))
+            await to_thread.run_sync(storage.place, cleaned, name)
+    except OSError as exc:  # the folder: full (507), read-only or missing (503)
+        raise storage.storage_error(exc) from None
     _set_image(db, current, name, actor_id)
     await db.flush()
     return current
@@ -56,8 +59,10 @@ def _set_image(db: AsyncSession, item: Item, name: str | None, actor_id: int) ->
 
 
 async def unreferenced_files(db: AsyncSession) -> list[str]:
-    """Files in the upload folder no item references (younger ones are left alone)."""
+    """Files in the upload folder no item references (younger ones are left alone, unless
+    their removal after a commit failed)."""
     # Files first, references second: an image committed in between counts as referenced.
-    candidates = await to_thread.run_sync(storage.settled_files)
+    # Files whose removal failed after their commit are listed whatever their age.
+    candidates = await to_thread.run_sync(storage.settled_files, storage.unremoved_names())
     referenced = set(await db.scalars(select(Item.image_src).where(Item.image_src.is_not(None))))
     return [name for name in candidates if name not in referenced]
