@@ -40,10 +40,19 @@ class ApiSettings(BaseSettings):
     # Browser origins allowed to call the API, comma-separated (e.g.
     # https://app.example.com,https://admin.example.com). Empty: CORS stays closed.
     CORS_ORIGINS: str = ""
+    # Proxies whose X-Forwarded-For/-Proto are believed, comma-separated addresses or networks
+    # (e.g. 127.0.0.1,10.0.0.0/8); `unix` for peers on `inventory serve --uds`. Empty: none.
+    TRUSTED_PROXIES: str = ""
+    # gzip level for JSON and text responses over 1 KiB when the client accepts it; 0: off.
+    GZIP_LEVEL: int = Field(default=6, ge=0, le=9)
 
     @property
     def cors_origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.CORS_ORIGINS.split(",") if o.strip()]
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        return [p.strip() for p in self.TRUSTED_PROXIES.split(",") if p.strip()]
 
     @field_validator("UPLOAD_DIR", mode="before")
     @classmethod
