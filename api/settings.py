@@ -44,7 +44,7 @@ class ApiSettings(BaseSettings):
     # (e.g. 127.0.0.1,10.0.0.0/8); `unix` for peers on `inventory serve --uds`. Empty: none.
     TRUSTED_PROXIES: str = ""
     # gzip level for JSON and text responses over 1 KiB when the client accepts it; 0: off.
-    GZIP_LEVEL: int = Field(default=6, ge=0, le=9)
+    GZIP_LEVEL: int = Field(default=1, ge=0, le=9)
 
     @property
     def cors_origins(self) -> list[str]:
