@@ -1,5 +1,6 @@
 """HTTP-facing settings (read from the environment and `.env`)."""
 
+import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -53,6 +54,18 @@ class ApiSettings(BaseSettings):
     @property
     def trusted_proxies(self) -> list[str]:
         return [p.strip() for p in self.TRUSTED_PROXIES.split(",") if p.strip()]
+
+    @field_validator("TRUSTED_PROXIES")
+    @classmethod
+    def _addresses_or_networks(cls, value: str) -> str:
+        # uvicorn would take a mistyped entry as a literal that never matches: say so instead.
+        for entry in (p.strip() for p in value.split(",") if p.strip()):
+            if entry != "unix":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not an address, a network or `unix`") from None
+        return value
 
     @field_validator("UPLOAD_DIR", mode="before")
     @classmethod

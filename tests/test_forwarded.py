@@ -10,6 +10,7 @@ from starlette.types import Receive, Scope, Send
 
 from api.app import create_app
 from api.forwarded import ForwardedHeaders
+from api.settings import ApiSettings
 from tests.conftest import clear_settings
 
 PROXY = "10.1.2.3"
@@ -85,3 +86,14 @@ async def test_which_peers_are_believed(
 ) -> None:
     scope = await _scope_seen(trusted, client)
     assert (scope["client"], scope["scheme"]) == expected
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/33", "localhost", "127.0.0.1, nginx"])
+def test_a_mistyped_proxy_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="not an address, a network or `unix`"):
+        ApiSettings(TRUSTED_PROXIES=value)
+
+
+def test_addresses_networks_and_unix_are_accepted() -> None:
+    settings = ApiSettings(TRUSTED_PROXIES=" 127.0.0.1, ::1,10.0.0.0/8 ,unix,")
+    assert settings.trusted_proxies == ["127.0.0.1", "::1", "10.0.0.0/8", "unix"]
