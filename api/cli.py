@@ -102,8 +102,6 @@ def serve(args: argparse.Namespace) -> None:
         uvicorn.run(app, reload=True, **options)
         return
     # Each worker listens on a socket of its own (api/listen.py), not on one they share.
-    if args.uds and workers > 1:
-        raise CommandError("--uds serves one worker: run one instance per socket instead")
     try:
         address = listening_path(args.uds) if args.uds else listening_address(args.host, args.port)
     except OSError as exc:

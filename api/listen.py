@@ -65,7 +65,7 @@ def listening_address(host: str, port: int) -> ListeningAddress:
 
 
 def listening_path(path: str) -> socket.socket:
-    """A unix socket at `path` (`inventory serve --uds`, one worker). A socket
+    """A unix socket at `path` (`inventory serve --uds`), which the workers share. A socket
     file nothing listens on any more (left by a killed server) is replaced; one in use is not."""
     if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
         with socket.socket(socket.AF_UNIX) as probe:

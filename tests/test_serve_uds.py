@@ -80,17 +80,3 @@ def test_a_socket_in_use_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"cannot listen on {sock}" in done.stderr
     assert "another server listens there" in done.stderr
-
-
-def test_one_worker_per_socket(tmp_path: Path) -> None:
-    done = subprocess.run(  # noqa: S603
-        [INVENTORY, "serve", "--uds", str(tmp_path / "s.sock"), "--workers", "2"],
-        env=server_env(tmp_path / "data", PASSWORD),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 1
-    assert "--uds serves one worker" in done.stderr
