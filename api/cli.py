@@ -85,20 +85,21 @@ def serve(args: argparse.Namespace) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from api.listen import PortInUse, light_worker_start, listening_address
+    from api.listen import PortInUse, light_worker_start, listening_address, listening_path
 
     get_secret_key()  # fail before forking workers
     if not args.reload:
         # Taken first: a port already served fails at once, before touching any database.
         # Each worker listens on a socket of its own (api/listen.py), not on one they share.
+        where = args.uds or f"{args.host}:{args.port}"
         try:
-            address = listening_address(args.host, args.port)
+            address = (
+                listening_path(args.uds) if args.uds else listening_address(args.host, args.port)
+            )
         except PortInUse as exc:
-            raise CommandError(
-                f"cannot listen on {args.host}:{args.port}: {exc.strerror}"
-            ) from None
+            raise CommandError(f"cannot listen on {where}: {exc.strerror}") from None
         except OSError as exc:
-            raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+            raise CommandError(f"cannot listen on {where}: {exc}") from None
     # Instances starting at once on one fresh database take turns (models/migrations.py).
     with migrations.startup_lock():
         migrations.upgrade()
@@ -112,6 +113,7 @@ def serve(args: argparse.Namespace) -> None:
         "factory": True,
         "host": args.host,
         "port": args.port,
+        "uds": args.uds,
         # uvloop, accepting every connection waiting at once (api/listen.py).
         "loop": "api.listen:new_event_loop",
         "server_header": False,
@@ -130,7 +132,8 @@ def serve(args: argparse.Namespace) -> None:
         **options,
     )
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"serving on http://{host}:{args.port}, workers: {workers}", flush=True)
+    where = f"unix:{args.uds}" if args.uds else f"http://{host}:{args.port}"
+    print(f"serving on {where}, workers: {workers}", flush=True)
     if workers > 1:
         with light_worker_start():
             Multiprocess(config, sockets=[address]).run()
@@ -203,6 +206,9 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument(
+        "--uds", metavar="PATH", help="listen on this unix socket instead (behind nginx)"
+    )
     s.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     s.add_argument("--reload", action="store_true", help="restart on code changes (development)")
     s.set_defaults(run=serve)
