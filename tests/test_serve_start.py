@@ -57,15 +57,37 @@ def test_workers_do_not_reimport_the_cli_before_answering(
     assert script.__file__ == INVENTORY  # put back for whatever runs next
 
 
-def test_workers_start_within_a_tight_health_check(tmp_path: Path) -> None:
-    """With WORKER_HEALTHCHECK_TIMEOUT=1 both workers come up and none is killed."""
-    data = tmp_path / "data"
-    with running_server(
-        data, "a long enough password", workers=2, extra_env={"WORKER_HEALTHCHECK_TIMEOUT": "1"}
-    ) as base:
-        for _ in range(20):
-            assert httpx.get(f"{base}/health").status_code == 200
-    log = (data / "server.log").read_text()
-    assert log.count("Application startup complete") == 2, log
-    assert "died" not in log
-    assert "not ready" not in log
+def test_serve_hands_the_health_check_timeout_to_the_supervisor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WORKER_HEALTHCHECK_TIMEOUT reaches uvicorn's supervisor, which runs with the script
+    hidden from the workers it spawns."""
+    import uvicorn.supervisors
+
+    from api import cli
+    from tests.conftest import clear_settings
+
+    seen: dict[str, object] = {}
+
+    class Supervisor:
+        def __init__(self, config: uvicorn.Config, sockets: list[object]) -> None:
+            seen["timeout"] = config.timeout_worker_healthcheck
+
+        def run(self) -> None:
+            data = multiprocessing.spawn.get_preparation_data("worker")
+            seen["reimports"] = "init_main_from_path" in data or "init_main_from_name" in data
+
+    script = types.ModuleType("__main__")
+    script.__file__ = INVENTORY
+    script.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    monkeypatch.setattr(uvicorn.supervisors, "Multiprocess", Supervisor)
+    for name, value in server_env(tmp_path / "data", "a long enough password").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WORKER_HEALTHCHECK_TIMEOUT", "42")
+    clear_settings()
+    try:
+        assert cli.main(["serve", "--port", "0", "--workers", "2"]) == 0
+    finally:
+        clear_settings()
+    assert seen == {"timeout": 42, "reimports": False}
