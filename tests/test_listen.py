@@ -29,7 +29,11 @@ def _sockets(port: int, state: str) -> set[str]:
 
 def _held(pid: str, sockets: set[str]) -> int:
     count = 0
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return 0  # the process ended meanwhile (or is not ours to read)
+    for fd in fds:
         try:
             count += os.readlink(fd) in sockets
         except OSError:
