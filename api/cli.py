@@ -107,7 +107,8 @@ def serve(args: argparse.Namespace) -> None:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
     config = uvicorn.Config(app, workers=workers, **options)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"serving on http://{host}:{args.port}, workers: {workers}", flush=True)
+    port = address.getsockname()[1]  # the one the system chose for --port 0
+    print(f"serving on http://{host}:{port}, workers: {workers}", flush=True)
     if workers > 1:
         Multiprocess(config, sockets=[address]).run()
         return
@@ -176,7 +177,7 @@ def parser() -> argparse.ArgumentParser:
         "Logs one line per request (LOG_FORMAT=json for JSON lines).",
     )
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
     s.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     s.add_argument("--reload", action="store_true", help="restart on code changes (development)")
     s.set_defaults(run=serve)

@@ -5,7 +5,6 @@ With SQLITE_BUSY_TIMEOUT_MS=0, two writers of one process meeting in SQLite woul
 """
 
 import asyncio
-import os
 
 import pytest
 from fastapi import FastAPI
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.enums import Role
 from models.item import Item
 from models.writers import sqlite_writers
+from tests.conftest import POSTGRES_URL
 from tests.factories import auth_headers, make_item, make_user
 
 WRITERS = 25
@@ -57,9 +57,9 @@ async def test_concurrent_patches_of_one_item_all_apply(
     assert item.version == 1 + WRITERS
 
 
-@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="SQLite's writer turn")
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's writer turn")
 async def test_credentials_are_checked_before_the_writer_turn(
-    app: FastAPI, client: AsyncClient, db: AsyncSession
+    app: FastAPI, client: AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A write request waits for SQLite's one writer only once its caller is known: a revoked
     token is refused while another transaction writes, and a valid one waits its turn."""
@@ -70,13 +70,21 @@ async def test_credentials_are_checked_before_the_writer_turn(
     writers = sqlite_writers(app.state.engine)
     assert writers is not None
     body = {"name": "Box", "quantity": 1}
+    queued = asyncio.Event()
+    acquire = writers.acquire
 
-    await writers.acquire()  # another transaction is writing
+    async def queue_up() -> None:
+        queued.set()
+        await acquire()
+
+    await acquire()  # another transaction is writing
     try:
+        monkeypatch.setattr(writers, "acquire", queue_up)
         refused = await asyncio.wait_for(client.post("/items", json=body, headers=revoked), 10)
+        assert not queued.is_set()
         waiting = asyncio.create_task(client.post("/items", json=body, headers=headers))
-        await asyncio.sleep(0.2)
-        assert not waiting.done()
+        await asyncio.wait_for(queued.wait(), 10)  # its credentials checked, it asks for a turn
+        assert not waiting.done()  # and waits, the turn being held above
     finally:
         writers.release()
 

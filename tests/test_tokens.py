@@ -1,6 +1,5 @@
 """Login, bearer-token validation, refresh rotation and logout."""
 
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +16,7 @@ from auth.settings import get_auth_settings
 from models.base import utcnow
 from models.enums import Role
 from models.user import AuthSession, User
-from tests.conftest import clear_settings
+from tests.conftest import POSTGRES_URL, clear_settings
 from tests.factories import PASSWORD, bearer, count, login_pair, make_user, row, sessions_of
 from tests.tokens_helpers import b64json, claims_of, fresh_claims, hand_made, header_of, sign
 
@@ -214,7 +213,7 @@ async def test_login_deletes_the_users_expired_logins_only(
     assert [s.id for s in await sessions_of(db, other)] == ["c" * 32]
 
 
-@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="SQLite's query plan")
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's query plan")
 async def test_expired_logins_are_found_by_index(db: AsyncSession) -> None:
     """Each login deletes its user's expired logins: through an index, however many logins the
     user has (a script that logs in for every run has thousands)."""
