@@ -105,7 +105,10 @@ def serve(args: argparse.Namespace) -> None:
         address = listening_address(args.host, args.port)
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
-    config = uvicorn.Config(app, workers=workers, **options)
+    # A worker must answer the supervisor's health check within this many seconds or it is
+    # killed and replaced; uvicorn's 5 s can pass before a new worker has even imported
+    # itself on a busy machine, and then each replacement dies the same way.
+    config = uvicorn.Config(app, workers=workers, timeout_worker_healthcheck=30, **options)
     host = f"[{args.host}]" if ":" in args.host else args.host
     port = address.getsockname()[1]  # the one the system chose for --port 0
     print(f"serving on http://{host}:{port}, workers: {workers}", flush=True)

@@ -10,6 +10,8 @@ import time
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 
+import pytest
+
 from api.listen import Loop, listening_address
 from tests.server import running_server, server_env
 
@@ -79,6 +81,7 @@ def test_serve_reports_a_port_in_use(tmp_path: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
 
 
+@pytest.mark.perf
 def test_a_busy_loop_accepts_every_waiting_connection_at_once() -> None:
     """Each turn of this loop is long (a callback blocks 20 ms, as a busy worker's many
     callbacks do); the 50 connections waiting are all taken within a few turns, not one per
