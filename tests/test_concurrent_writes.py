@@ -16,7 +16,7 @@ from models.enums import Role
 from models.item import Item
 from models.writers import sqlite_writers
 from tests.conftest import POSTGRES_URL
-from tests.factories import auth_headers, make_item, make_user
+from tests.factories import auth_headers, count, make_item, make_user
 
 WRITERS = 25
 
@@ -28,15 +28,15 @@ def _no_busy_wait(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_concurrent_creates_all_succeed(client: AsyncClient, db: AsyncSession) -> None:
     headers = await auth_headers(db, await make_user(db, Role.editor))
-
-    async def create(n: int) -> int:
-        r = await client.post("/items", json={"name": f"Box {n}", "quantity": n}, headers=headers)
-        return r.status_code
-
-    statuses = await asyncio.gather(*(create(n) for n in range(WRITERS)))
-
-    assert statuses == [201] * WRITERS
-    assert await db.scalar(select(func.count()).select_from(Item)) == WRITERS
+    responses = await asyncio.gather(
+        *(
+            client.post("/items", json={"name": f"Box {n}", "quantity": n}, headers=headers)
+            for n in range(WRITERS)
+        )
+    )
+    assert [r.status_code for r in responses] == [201] * WRITERS, [r.text for r in responses]
+    assert len({r.json()["item"]["id"] for r in responses}) == WRITERS
+    assert await count(db, Item) == WRITERS
 
 
 # SQLite queues the writers; PostgreSQL queues them on the item's row lock (SELECT FOR UPDATE).
