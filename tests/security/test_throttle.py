@@ -16,11 +16,10 @@ from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.app import create_app
 from auth.settings import get_auth_settings
 from models.login_failure import LoginFailure
 from models.user import AuthSession, User
-from tests.conftest import POSTGRES_URL, _empty_tables, clear_settings
+from tests.conftest import clear_settings
 from tests.factories import PASSWORD
 from tests.security.conftest import FakeClock, snapshot
 
@@ -45,7 +44,8 @@ def _delete_keys(client: redis.Redis, prefix: str) -> None:
         client.delete(key)
 
 
-@pytest.fixture(params=["database", "redis"])
+# Autouse: the settings are in place before the app (tests/conftest.py) is built.
+@pytest.fixture(params=["database", "redis"], autouse=True)
 def store(
     request: pytest.FixtureRequest, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
@@ -64,15 +64,6 @@ def store(
     if client is not None:
         _delete_keys(client, prefix)
         client.close()
-
-
-@pytest.fixture
-async def app(store: str) -> AsyncIterator[FastAPI]:
-    application = create_app()
-    async with application.router.lifespan_context(application):
-        yield application
-        if POSTGRES_URL:
-            await _empty_tables(application)
 
 
 @asynccontextmanager
