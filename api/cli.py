@@ -125,6 +125,8 @@ def serve(args: argparse.Namespace) -> None:
     if args.reload:
         uvicorn.run(app, reload=True, **options)
         return
+    # A worker must answer the supervisor's health check within WORKER_HEALTHCHECK_TIMEOUT
+    # seconds or it is killed and replaced (uvicorn's own 5 s could pass on a busy machine).
     config = uvicorn.Config(
         app,
         workers=workers,
@@ -132,7 +134,8 @@ def serve(args: argparse.Namespace) -> None:
         **options,
     )
     host = f"[{args.host}]" if ":" in args.host else args.host
-    where = f"unix:{args.uds}" if args.uds else f"http://{host}:{args.port}"
+    port = None if args.uds else address.getsockname()[1]  # the one chosen for --port 0
+    where = f"unix:{args.uds}" if args.uds else f"http://{host}:{port}"
     print(f"serving on {where}, workers: {workers}", flush=True)
     if workers > 1:
         with light_worker_start():
@@ -205,7 +208,7 @@ def parser() -> argparse.ArgumentParser:
         "Logs one line per request (LOG_FORMAT=json for JSON lines).",
     )
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
     s.add_argument(
         "--uds", metavar="PATH", help="listen on this unix socket instead (behind nginx)"
     )

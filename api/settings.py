@@ -43,7 +43,7 @@ class ApiSettings(BaseSettings):
     CORS_ORIGINS: str = ""
     # `inventory serve --workers N`: seconds the supervisor waits for a worker to answer its
     # health check (when starting and then every half second) before killing it.
-    WORKER_HEALTHCHECK_TIMEOUT: int = Field(default=10, ge=1, le=600)
+    WORKER_HEALTHCHECK_TIMEOUT: int = Field(default=30, ge=1, le=600)
     # Proxies whose X-Forwarded-For/-Proto are believed, comma-separated addresses or networks
     # (e.g. 127.0.0.1,10.0.0.0/8); `unix` for peers on `inventory serve --uds`. Empty: none.
     TRUSTED_PROXIES: str = ""

@@ -3,10 +3,8 @@ first admin (a file lock on SQLite, an advisory lock on PostgreSQL): both come u
 
 import asyncio
 import secrets
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,25 +15,10 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import POSTGRES_URL
-from tests.server import PORTS, server_env
+from tests.server import _wait_until_up, server_env
 
 INVENTORY = str(Path(sys.executable).with_name("inventory"))
 PASSWORD = "a long enough password"
-
-
-def free_ports(count: int) -> list[int]:
-    first, last = (int(p) for p in PORTS.split("-"))
-    found: list[int] = []
-    for port in range(first, last + 1):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        found.append(port)
-        if len(found) == count:
-            return found
-    raise RuntimeError(f"not {count} free ports in {PORTS}")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -62,33 +45,18 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
         asyncio.run(run(f"DROP DATABASE {name} WITH (FORCE)"))
 
 
-def _wait_up(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"an instance exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"an instance did not answer within 90 s:\n{log.read_text()}")
-
-
 def test_two_instances_start_at_once_on_a_fresh_database(
     tmp_path: Path, fresh_database: str
 ) -> None:
     data = tmp_path / "data"
-    env = {**server_env(data, PASSWORD), "DATABASE_URL": fresh_database}
-    ports = free_ports(2)
-    logs = [tmp_path / f"serve-{port}.log" for port in ports]
+    env = server_env(data, PASSWORD, {"DATABASE_URL": fresh_database})
+    logs = [tmp_path / f"serve-{n}.log" for n in (1, 2)]
     with ExitStack() as stack:
         procs = []
-        for port, log in zip(ports, logs, strict=True):
+        for log in logs:  # both started before either is up
             out = stack.enter_context(log.open("wb"))
             proc = subprocess.Popen(  # noqa: S603  (our own console script)
-                [INVENTORY, "serve", "--port", str(port)],
+                [INVENTORY, "serve", "--port", "0"],
                 cwd=tmp_path,
                 env=env,
                 stdout=out,
@@ -96,15 +64,12 @@ def test_two_instances_start_at_once_on_a_fresh_database(
             )
             stack.callback(_stop, proc)
             procs.append(proc)
-        for port, proc, log in zip(ports, procs, logs, strict=True):
-            _wait_up(f"http://127.0.0.1:{port}", proc, log)
+        first, second = (_wait_until_up(p, log, 90) for p, log in zip(procs, logs, strict=True))
         # Both serve the one database: a login made through one works through the other.
         token = httpx.post(
-            f"http://127.0.0.1:{ports[0]}/token", data={"username": "admin", "password": PASSWORD}
+            f"{first}/token", data={"username": "admin", "password": PASSWORD}
         ).json()["access_token"]
-        me = httpx.get(
-            f"http://127.0.0.1:{ports[1]}/users/me", headers={"Authorization": f"Bearer {token}"}
-        )
+        me = httpx.get(f"{second}/users/me", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200
         assert me.json()["user"]["username"] == "admin"
     created = [log.read_text().count("created the first admin") for log in logs]
@@ -126,7 +91,7 @@ def test_migrate_waits_while_another_instance_holds_the_lock(
     from models.migrations import WAITING, startup_lock
 
     data = tmp_path / "data"
-    env = {**server_env(data, PASSWORD), "DATABASE_URL": fresh_database}
+    env = server_env(data, PASSWORD, {"DATABASE_URL": fresh_database})
     url = fresh_database or f"sqlite+aiosqlite:///{data / 'inventory.db'}"
     with startup_lock(url):
         proc = subprocess.Popen(  # noqa: S603  (our own console script)
