@@ -74,5 +74,5 @@ def require(capability: Capability) -> Callable[[Principal], Awaitable[User]]:
 
 CurrentUser = Annotated[User, Depends(require(Capability.own_account))]
 EditorUser = Annotated[User, Depends(require(Capability.edit_items))]
-ItemAdminUser = Annotated[User, Depends(require(Capability.delete_items))]
+ItemDeleter = Annotated[User, Depends(require(Capability.delete_items))]
 AdminUser = Annotated[User, Depends(require(Capability.manage_users))]

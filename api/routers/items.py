@@ -6,7 +6,7 @@ from api.deps import ItemDep, ItemId
 from api.schemas.common import Message, error_responses
 from api.schemas.items import ItemCreate, ItemList, ItemOut, ItemQuery, ItemRead, ItemUpdate
 from api.services import items
-from auth.deps import EditorUser, ItemAdminUser
+from auth.deps import EditorUser, ItemDeleter
 from models.session import SessionDep
 
 router = APIRouter(prefix="/items", tags=["items"])
@@ -84,7 +84,7 @@ async def update_item(
 
 
 @router.delete("/{item_id}", summary="Delete an item", responses=error_responses(404))
-async def delete_item(_: ItemAdminUser, item: ItemDep, db: SessionDep) -> Message:
+async def delete_item(_: ItemDeleter, item: ItemDep, db: SessionDep) -> Message:
     """Admins only. The item's image file is removed once the deletion commits."""
     await items.delete(db, item)
     return Message(message="Item deleted")
