@@ -7,6 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 router = APIRouter(tags=["operations"])
+UNAVAILABLE = "unavailable"
 
 # /ready answers within this many seconds, whether or not the database does.
 READY_SECONDS = 1.5
@@ -20,6 +21,7 @@ class Status(BaseModel):
 
 @router.get("/health", summary="Liveness: the process answers")
 async def health() -> Status:
+    """200 while the process can answer; it does not touch the database."""
     return Status(status="ok")
 
 
@@ -27,14 +29,20 @@ async def health() -> Status:
     "/ready",
     summary="Readiness: the database answers",
     response_model=Status,
-    responses={503: {"model": Status, "description": "Database unreachable"}},
+    responses={
+        503: {
+            "model": Status,
+            "description": "Database unreachable",
+            "content": {"application/json": {"example": {"status": UNAVAILABLE}}},
+        }
+    },
 )
 async def ready(request: Request) -> Status | JSONResponse:
     """200 when the database answers within READY_SECONDS, else 503."""
     try:
         await asyncio.wait_for(asyncio.shield(_probe(request.app)), READY_SECONDS)
     except Exception:
-        return JSONResponse({"status": "unavailable"}, status.HTTP_503_SERVICE_UNAVAILABLE)
+        return JSONResponse({"status": UNAVAILABLE}, status.HTTP_503_SERVICE_UNAVAILABLE)
     return Status(status="ok")
 
 

@@ -50,7 +50,15 @@ IMAGE_NOT_FOUND = "Image not found"
 @router.patch(
     "/item-image/{item_id}",
     summary="Upload or replace an item's image",
-    responses=error_responses(401, 403, 404, 413, 415, 503, 507),
+    responses=error_responses(
+        401,
+        403,
+        404,
+        413,
+        415,
+        (503, storage.StorageUnavailable.detail),
+        (507, storage.InsufficientStorage.detail),
+    ),
     openapi_extra=UPLOAD_BODY,
 )
 async def upload_image(
@@ -71,6 +79,7 @@ async def upload_image(
     responses=error_responses(401, 403, 404),
 )
 async def delete_image(user: EditorUser, item: ItemDep, db: SessionDep) -> ItemOut:
+    """The file is removed once the change commits; an item without an image is unchanged."""
     item = await images.remove(db, item, user)
     return ItemOut(item=ItemRead.model_validate(item))
 
@@ -87,7 +96,7 @@ async def delete_image(user: EditorUser, item: ItemDep, db: SessionDep) -> ItemO
             }
         },
         304: {"description": "Not modified (If-None-Match)"},
-        **error_responses(404),
+        **error_responses((404, IMAGE_NOT_FOUND)),
     },
 )
 async def get_image(file: str, if_none_match: Annotated[str | None, Header()] = None) -> Response:
