@@ -17,7 +17,6 @@ from typing import TextIO
 
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncScalarResult, AsyncSession
 
 from api.commands.common import (
@@ -29,8 +28,10 @@ from api.commands.common import (
     validation_message,
 )
 from api.commands.progress import Progress
+from api.errors import Conflict
 from api.schemas.items import ItemCreate, ItemUpdate
 from api.services import items
+from auth.audit import COMMAND_LINE
 from auth.permissions import Capability, allows
 from auth.settings import get_auth_settings
 from models.engine import begin_write
@@ -40,7 +41,7 @@ from models.user import User
 COLUMNS = ("sku", "name", "quantity", "description")
 REQUIRED = frozenset({"name", "quantity"})
 _LOOKUP_CHUNK = 500  # skus per SELECT … IN (…)
-_FLUSH_EVERY = 500  # new items sent to the database at once
+_CREATE_BATCH = 500  # new items sent to the database at once
 _WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 FORMAT = """\
@@ -244,41 +245,57 @@ class Summary:
     unchanged: int = 0
 
 
-async def apply(db: AsyncSession, rows: Sequence[Row], actor: User, progress: Progress) -> Summary:
-    """Create or update every row through the item services; the caller's one transaction
-    commits them together."""
+async def apply(
+    db: AsyncSession, rows: Sequence[Row], actor: User, progress: Progress, note: str
+) -> Summary:
+    """Create or update every row through the item services (each change of stock recorded
+    with `note`); the caller's one transaction commits them together."""
     existing = await _existing(db, [r.item.sku for r in rows if r.item.sku is not None])
     summary = Summary()
+    batch: list[ItemCreate] = []
     for done, row in enumerate(rows, start=1):
         data = row.item
         item = existing.get(data.sku) if data.sku is not None else None
         if item is None:
-            db.add(items.new(data, actor))  # flushed in batches: one INSERT each is slow
-            summary.created += 1
-            if summary.created % _FLUSH_EVERY == 0:
-                await _flush(db)
+            batch.append(data)  # created in batches: one INSERT each is slow
+            if len(batch) == _CREATE_BATCH:
+                summary.created += await _create(db, batch, actor, note)
         else:
             changes = ItemUpdate(
                 name=data.name, quantity=data.quantity, description=data.description
             )
-            updated = await items.update(db, item.id, changes, actor, if_match=None)
+            updated = await items.update(
+                db, item.id, changes, actor, COMMAND_LINE, if_match=None, note=note
+            )
             if updated.version == item.version:
                 summary.unchanged += 1
             else:
                 summary.updated += 1
         progress.update(done)
-    await _flush(db)
+    summary.created += await _create(db, batch, actor, note)
     return summary
 
 
-async def _flush(db: AsyncSession) -> None:
+async def _create(db: AsyncSession, batch: list[ItemCreate], actor: User, note: str) -> int:
+    """Create the batch's items and empty it."""
+    if not batch:
+        return 0
     try:
-        await db.flush()
-    except IntegrityError:
-        # Only a sku can collide, and only with an item created since the rows were checked.
+        await items.create_many(db, batch, actor, COMMAND_LINE, note=note)
+    except Conflict as exc:
+        if exc.detail != items.DUPLICATE_SKU:
+            raise
+        # Only with an item created since the rows were checked.
         raise CommandError(
             "an item with one of these skus was just created; run it again"
         ) from None
+    created = len(batch)
+    batch.clear()
+    return created
+
+
+def _file_name(file: str) -> str:
+    return "standard input" if file == "-" else Path(file).name
 
 
 def import_items(args: argparse.Namespace) -> None:
@@ -290,7 +307,7 @@ def import_items(args: argparse.Namespace) -> None:
         actor = await _editor(db, actor_name)
         enabled = Progress.wanted(len(rows), args.progress)
         with Progress("importing", len(rows), enabled) as progress:
-            return await apply(db, rows, actor, progress)
+            return await apply(db, rows, actor, progress, f"CSV import of {_file_name(args.file)}")
 
     summary = run_in_session(work)
     print(

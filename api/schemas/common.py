@@ -92,6 +92,12 @@ class ErrorOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "Item not found"}]})
 
 
-def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error statuses a route can answer."""
-    return {code: {"model": ErrorOut} for code in codes}
+def error_responses(
+    *codes: int, examples: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route can answer; `examples`: the detail a
+    status answers on this route, where api/openapi.py's general one would not fit."""
+    entries: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in codes}
+    for code, detail in (examples or {}).items():
+        entries[code]["content"] = {"application/json": {"example": {"detail": detail}}}
+    return entries
