@@ -1,4 +1,5 @@
-"""`inventory export FILE` and `inventory import FILE`: items as CSV, matched by sku.
+"""`inventory export FILE` and `inventory import FILE`: items as CSV, matched by sku;
+`inventory export-movements FILE`: the stock movements as CSV, for accounting.
 
 The import is all or nothing: every row is checked first (with the API's ItemCreate), then all
 are written in one transaction through the same service functions the API uses.
@@ -12,12 +13,13 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncScalarResult, AsyncSession
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncResult, AsyncSession
 
 from api.commands.common import (
     CommandError,
@@ -36,6 +38,7 @@ from auth.permissions import Capability, allows
 from auth.settings import get_auth_settings
 from models.engine import begin_write
 from models.item import Item
+from models.stock_movement import StockMovement
 from models.user import User
 
 COLUMNS = ("sku", "name", "quantity", "description")
@@ -60,13 +63,28 @@ def register(sub: SubParsers) -> None:
     export.add_argument("file", help="the CSV file to write (replaced if it exists), or -")
     export.set_defaults(run=export_items)
 
+    movements = add_command(
+        sub,
+        "export-movements",
+        "write every stock movement to a CSV file, oldest first",
+        "Columns: "
+        + ", ".join(MOVEMENT_COLUMNS)
+        + "\n(user: who made it, empty once that user is deleted). Times are UTC, ISO 8601.\n\n"
+        "Example: inventory export-movements movements.csv --since 2026-01-01",
+    )
+    movements.add_argument("file", help="the CSV file to write (replaced if it exists), or -")
+    movements.add_argument("--since", type=_when, help="only movements at or after (ISO 8601)")
+    movements.add_argument("--until", type=_when, help="only movements before (ISO 8601)")
+    movements.set_defaults(run=export_movements)
+
     load = add_command(
         sub,
         "import",
         "create or update items from a CSV file, all or nothing",
         f"{FORMAT}\n\n"
         "A row whose sku exists updates that item (name, quantity, description); any other\n"
-        "row creates one. Every row is checked first: a bad one stops the import with its\n"
+        "row creates one. Each change of a quantity is recorded as a stock movement whose\n"
+        "note names the file. Every row is checked first: a bad one stops the import with its\n"
         "line number and nothing is written. Otherwise all rows are written in one\n"
         "transaction and a summary is printed.\n\n"
         "Example: inventory import items.csv --as alice",
@@ -90,25 +108,72 @@ def register(sub: SubParsers) -> None:
 # --- export ---------------------------------------------------------------------------------
 
 
-def _cells(item: Item) -> list[str]:
-    return [item.sku or "", item.name, str(item.quantity), item.description or ""]
-
-
 def export_items(args: argparse.Namespace) -> None:
-    to_stdout = args.file == "-"
+    rows = select(*(Item.__table__.c[c] for c in COLUMNS)).order_by(Item.id)
+    _export(args.file, "items", COLUMNS, rows)
+
+
+MOVEMENT_COLUMNS = (
+    "id",
+    "created_at",
+    "item_id",
+    "sku",
+    "name",
+    "delta",
+    "quantity_after",
+    "reason",
+    "note",
+    "user",
+)
+
+
+def _when(value: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {value!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def export_movements(args: argparse.Namespace) -> None:
+    m = StockMovement.__table__.c
+    rows = (
+        select(
+            m.id,
+            m.created_at,
+            m.item_id,
+            Item.sku,
+            Item.name,
+            m.delta,
+            m.quantity_after,
+            m.reason,
+            m.note,
+            User.username,
+        )
+        .join(Item, Item.id == m.item_id)
+        .outerjoin(User, User.id == m.user_id)
+        .order_by(m.id)
+    )
+    if args.since:
+        rows = rows.where(m.created_at >= args.since)
+    if args.until:
+        rows = rows.where(m.created_at < args.until)
+    _export(args.file, "movements", MOVEMENT_COLUMNS, rows)
+
+
+def _export(file: str, what: str, header: Sequence[str], rows: Select[Any]) -> None:
+    to_stdout = file == "-"
 
     async def work(db: AsyncSession) -> int:
-        rows = await db.stream_scalars(
-            select(Item).order_by(Item.id).execution_options(yield_per=500)
-        )
+        found = await db.stream(rows.execution_options(yield_per=500))
         if to_stdout:
-            return await _write(sys.stdout, rows)
-        target = Path(args.file)
+            return await _write(sys.stdout, header, found)
+        target = Path(file)
         # Written beside the target and renamed over it: a failed export leaves no half file.
         fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
         try:
             with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
-                count = await _write(out, rows)
+                count = await _write(out, header, found)
             os.replace(tmp, target)
         except BaseException:
             os.unlink(tmp)
@@ -118,16 +183,24 @@ def export_items(args: argparse.Namespace) -> None:
     try:
         count = run_in_session(work)
     except OSError as exc:
-        raise CommandError(f"cannot write {args.file}: {exc.strerror}") from None
-    print(f"exported {count} items to {args.file}", file=sys.stderr if to_stdout else sys.stdout)
+        raise CommandError(f"cannot write {file}: {exc.strerror}") from None
+    print(f"exported {count} {what} to {file}", file=sys.stderr if to_stdout else sys.stdout)
 
 
-async def _write(out: TextIO, rows: AsyncScalarResult[Item]) -> int:
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+async def _write(out: TextIO, header: Sequence[str], rows: AsyncResult[Any]) -> int:
     writer = csv.writer(out)
-    writer.writerow(COLUMNS)
+    writer.writerow(header)
     count = 0
-    async for item in rows:
-        writer.writerow(_cells(item))
+    async for row in rows:
+        writer.writerow([_cell(v) for v in row])
         count += 1
     return count
 
