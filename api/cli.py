@@ -96,6 +96,10 @@ def serve(args: argparse.Namespace) -> None:
         # api/request_log.py writes the access log; logging is set up by configure_logging.
         "access_log": False,
         "log_config": None,
+        # A worker that does not answer the supervisor's ping in time is killed and replaced.
+        # A new worker answers once it has imported the app: on a busy machine that took
+        # over uvicorn's default 5 s, and the workers were replaced over and over.
+        "timeout_worker_healthcheck": 30,
     }
     if args.reload:
         uvicorn.run(app, reload=True, **options)

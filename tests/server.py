@@ -27,12 +27,13 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {PORTS}")
 
 
-def server_env(data_dir: Path, admin_password: str) -> dict[str, str]:
-    """`inventory serve`'s environment for a fresh SQLite database in `data_dir`."""
+def server_env(data_dir: Path, admin_password: str, database_url: str = "") -> dict[str, str]:
+    """`inventory serve`'s environment for a fresh SQLite database in `data_dir` (or the
+    database at `database_url`)."""
     return {
         **os.environ,
         "DATA_DIR": str(data_dir),
-        "DATABASE_URL": "",
+        "DATABASE_URL": database_url,
         "ENVIRONMENT": "development",
         "FIRST_ADMIN_USERNAME": "admin",
         "FIRST_ADMIN_PASSWORD": admin_password,
@@ -40,10 +41,13 @@ def server_env(data_dir: Path, admin_password: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_server(data_dir: Path, admin_password: str, workers: int = 1) -> Iterator[str]:
-    """Serve a fresh SQLite database in `data_dir`; yields the base URL."""
+def running_server(
+    data_dir: Path, admin_password: str, workers: int = 1, database_url: str = ""
+) -> Iterator[str]:
+    """Serve a fresh SQLite database in `data_dir` (or the database at `database_url`);
+    yields the base URL."""
     port = free_port()
-    env = server_env(data_dir, admin_password)
+    env = server_env(data_dir, admin_password, database_url)
     inventory = Path(sys.executable).with_name("inventory")
     log = data_dir / "server.log"
     data_dir.mkdir(parents=True, exist_ok=True)
