@@ -18,6 +18,7 @@ from models.item import Item
 from models.user import User
 from tests.factories import PASSWORD, auth_headers, bearer, count, fresh, login_pair, make_user
 from tests.imagefiles import png
+from tests.stock_checks import assert_movements_add_up
 from tests.test_role_matrix import ROUTES
 
 
@@ -385,3 +386,4 @@ async def test_no_password_hash_or_token_is_ever_recorded(ctx: Ctx) -> None:
     assert len(await _events(ctx.db)) > 15
     found = [s for s in secrets if s in dump]
     assert found == []
+    await assert_movements_add_up(ctx.db)  # and every write route kept stock accounted for
