@@ -23,7 +23,8 @@ async def test_concurrent_adjustments_through_two_workers(
     on a fresh SQLite file of its own."""
     password = secrets.token_urlsafe(16)
     data_dir = tmp_path / "server"
-    with running_server(data_dir, password, workers=2, database_url=POSTGRES_URL) as base:
+    settings = {"DATABASE_URL": POSTGRES_URL} if POSTGRES_URL else None
+    with running_server(data_dir, password, workers=2, settings=settings) as base:
         async with httpx.AsyncClient(base_url=base, timeout=60) as client:
             login = await client.post("/token", data={"username": "admin", "password": password})
             assert login.status_code == 200, login.text
