@@ -9,7 +9,7 @@ from auth.errors import LoginThrottled, NotAuthenticated, NotAuthenticatedKeepCh
 from auth.passwords import MAX_PASSWORD_LENGTH, verify_password
 from auth.schemas import TokenPair
 from auth.throttle import LoginThrottle
-from models.engine import begin_read, begin_write, end_read
+from models.engine import begin_write, end_read, use_autocommit
 from models.user import User
 
 BAD_CREDENTIALS = "Incorrect username or password"
@@ -61,7 +61,7 @@ async def log_in(
     address = origin.address or "unknown"
     # The reads before the hash (throttle counts, the account) need no transaction around
     # them: no BEGIN and no ROLLBACK round trip.
-    await begin_read(db)
+    await use_autocommit(db)
     try:
         await throttle.check(username, address)
     except LoginThrottled as exc:

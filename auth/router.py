@@ -6,13 +6,20 @@ from fastapi.security import OAuth2PasswordRequestForm
 from auth import sessions
 from auth.audit import OriginDep
 from auth.deps import CurrentUser, PrincipalDep
-from auth.login import log_in
+from auth.errors import INVALID_REFRESH, NOT_AUTHENTICATED
+from auth.login import BAD_CREDENTIALS, log_in
 from auth.schemas import LogoutRequest, RefreshRequest, TokenPair
 from auth.throttle import LoginThrottleDep
 from models.session import ReadFirstSessionDep, SessionDep
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_401: dict[int | str, dict[str, Any]] = {401: {"description": "Bad credentials or token"}}
+
+
+def _401(detail: str) -> dict[int | str, dict[str, Any]]:
+    example = {"application/json": {"example": {"detail": detail}}}
+    return {401: {"description": "Bad credentials or token", "content": example}}
+
+
 _429: dict[int | str, dict[str, Any]] = {
     429: {
         "description": "Too many failed logins; `Retry-After` says how many seconds to wait",
@@ -23,7 +30,9 @@ _429: dict[int | str, dict[str, Any]] = {
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/token", summary="Log in (OAuth2 password flow)", responses={**_401, **_429})
+@router.post(
+    "/token", summary="Log in (OAuth2 password flow)", responses={**_401(BAD_CREDENTIALS), **_429}
+)
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     db: ReadFirstSessionDep,
@@ -40,7 +49,11 @@ async def login(
     return pair
 
 
-@router.post("/token/refresh", summary="Exchange a refresh token for a new pair", responses=_401)
+@router.post(
+    "/token/refresh",
+    summary="Exchange a refresh token for a new pair",
+    responses=_401(INVALID_REFRESH),
+)
 async def refresh(
     body: RefreshRequest, db: SessionDep, origin: OriginDep, response: Response
 ) -> TokenPair:
@@ -49,7 +62,12 @@ async def refresh(
     return await sessions.rotate(db, body.refresh_token, origin)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, summary="Log out", responses=_401)
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Log out",
+    responses=_401(NOT_AUTHENTICATED),
+)
 async def logout(
     principal: PrincipalDep,
     _user: CurrentUser,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import audit, tokens
 from auth.audit import Origin
-from auth.errors import NotAuthenticated, RefreshTokenReused
+from auth.errors import INVALID_REFRESH, NotAuthenticated, RefreshTokenReused
 from auth.schemas import TokenPair
 from auth.settings import get_auth_settings
 from auth.tokens import TokenType
@@ -101,10 +101,10 @@ async def rotate(db: AsyncSession, refresh_token: str, origin: Origin) -> TokenP
     try:
         claims = tokens.decode(refresh_token, TokenType.refresh)
     except tokens.InvalidToken:
-        raise NotAuthenticated("Invalid refresh token") from None
+        raise NotAuthenticated(INVALID_REFRESH) from None
     login = await db.get(AuthSession, claims.session_id, with_for_update=True)
     if login is None or login.user_id != claims.user_id or login.revoked_at is not None:
-        raise NotAuthenticated("Invalid refresh token")
+        raise NotAuthenticated(INVALID_REFRESH)
     if not hmac.compare_digest(login.refresh_token_hash, _digest(refresh_token)):
         login.revoked_at = utcnow()
         await db.flush()
@@ -115,7 +115,7 @@ async def rotate(db: AsyncSession, refresh_token: str, origin: Origin) -> TokenP
         raise RefreshTokenReused(login.user_id, login.id)
     user = await db.get(User, login.user_id)
     if user is None or not user.is_active:
-        raise NotAuthenticated("Invalid refresh token")
+        raise NotAuthenticated(INVALID_REFRESH)
     pair, login.refresh_token_hash, login.expires_at = _pair(login.user_id, login.id)
     await db.flush()
     return pair
@@ -154,9 +154,9 @@ async def revoke_refresh_token(db: AsyncSession, user_id: int, refresh_token: st
     try:
         claims = tokens.decode(refresh_token, TokenType.refresh)
     except tokens.InvalidToken:
-        raise NotAuthenticated("Invalid refresh token") from None
+        raise NotAuthenticated(INVALID_REFRESH) from None
     if claims.user_id != user_id:
-        raise NotAuthenticated("Invalid refresh token")
+        raise NotAuthenticated(INVALID_REFRESH)
     await revoke(db, user_id, claims.session_id)
 
 

@@ -76,6 +76,7 @@ async def upload_image(
 async def delete_image(
     user: EditorUser, item: ItemDep, db: SessionDep, origin: OriginDep
 ) -> ItemOut:
+    """The file is removed once the change commits; an item without an image is unchanged."""
     item = await images.remove(db, item, user, origin)
     return ItemOut(item=ItemRead.model_validate(item))
 
@@ -92,7 +93,7 @@ async def delete_image(
             }
         },
         304: {"description": "Not modified (If-None-Match)"},
-        **error_responses(404),
+        **error_responses((404, IMAGE_NOT_FOUND)),
     },
 )
 async def get_image(file: str, if_none_match: Annotated[str | None, Header()] = None) -> Response:

@@ -8,7 +8,7 @@ from api.schemas.items import ItemCreate, ItemList, ItemOut, ItemQuery, ItemRead
 from api.schemas.stock import AdjustOut, ItemMovementQuery, MovementList, StockAdjustment
 from api.services import items, stock
 from auth.audit import OriginDep
-from auth.deps import EditorUser, ItemAdminUser, StockViewer
+from auth.deps import EditorUser, ItemDeleter, StockViewer
 from models.session import SessionDep
 
 router = APIRouter(prefix="/items", tags=["items"])
@@ -52,7 +52,7 @@ async def get_item(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create an item",
-    responses=error_responses(409),
+    responses=error_responses((409, items.DUPLICATE_SKU)),
 )
 async def create_item(
     user: EditorUser,
@@ -62,7 +62,8 @@ async def create_item(
     request: Request,
     response: Response,
 ) -> ItemOut:
-    """A quantity above 0 is recorded as a `received` stock movement."""
+    """A new item at version 1; its `Location` and `ETag` are in the headers. A quantity
+    above 0 is recorded as a `received` stock movement."""
     item = await items.create(db, data, user, origin)
     # url_for("get_item") would search every route for the name, on every create.
     response.headers["Location"] = f"{request.scope.get('root_path', '')}{router.prefix}/{item.id}"
@@ -70,7 +71,11 @@ async def create_item(
     return ItemOut(item=ItemRead.model_validate(item))
 
 
-@router.patch("/{item_id}", summary="Update an item", responses=error_responses(404, 409, 412))
+@router.patch(
+    "/{item_id}",
+    summary="Update an item",
+    responses=error_responses(404, (409, items.DUPLICATE_SKU), 412),
+)
 async def update_item(
     user: EditorUser,
     item_id: ItemId,
@@ -80,7 +85,8 @@ async def update_item(
     response: Response,
     if_match: IfMatch = None,
 ) -> ItemOut:
-    """Change only the fields sent. A new quantity is recorded as a `correction` movement."""
+    """Change only the fields sent; `If-Match` with a stale ETag changes nothing (412). A new
+    quantity is recorded as a `correction` movement."""
     item = await items.update(db, item_id, data, user, origin, if_match)
     response.headers["ETag"] = items.etag(item.version)
     return ItemOut(item=ItemRead.model_validate(item))
@@ -88,9 +94,10 @@ async def update_item(
 
 @router.delete("/{item_id}", summary="Delete an item", responses=error_responses(404))
 async def delete_item(
-    user: ItemAdminUser, item: ItemDep, db: SessionDep, origin: OriginDep
+    user: ItemDeleter, item: ItemDep, db: SessionDep, origin: OriginDep
 ) -> Message:
-    """The item's stock movements go with it; its audit events stay."""
+    """Admins only. The item's image file is removed once the deletion commits; its stock
+    movements go with it, its audit events stay."""
     await items.delete(db, item, user, origin)
     return Message(message="Item deleted")
 
@@ -98,9 +105,7 @@ async def delete_item(
 @router.post(
     "/{item_id}/adjust",
     summary="Adjust an item's stock",
-    responses=error_responses(
-        404, 409, 412, examples={409: "Not enough stock: 2 in stock, cannot take 3"}
-    ),
+    responses=error_responses(404, (409, "Not enough stock: 2 in stock, cannot take 3"), 412),
 )
 async def adjust_stock(
     user: EditorUser,

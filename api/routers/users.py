@@ -28,10 +28,15 @@ def _out(user: object) -> UserOut:
 
 @router.get("/me", summary="My profile")
 async def read_me(user: CurrentUser) -> UserOut:
+    """The logged-in user's own record."""
     return _out(user)
 
 
-@router.patch("/me", summary="Update my profile", responses=error_responses(409))
+@router.patch(
+    "/me",
+    summary="Update my profile",
+    responses=error_responses((409, "A user with this e-mail already exists")),
+)
 async def update_me(
     user: CurrentUser, data: ProfileUpdate, db: SessionDep, origin: OriginDep
 ) -> UserOut:
@@ -43,7 +48,7 @@ async def update_me(
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Change my password",
-    responses=error_responses(400),
+    responses=error_responses((400, "Current password is incorrect")),
 )
 async def change_my_password(
     user: CurrentUser, data: PasswordChange, db: SessionDep, origin: OriginDep
@@ -56,6 +61,7 @@ async def change_my_password(
 async def list_users(
     _: AdminUser, db: SessionDep, query: Annotated[UserQuery, Query()]
 ) -> UserList:
+    """A page of users, filtered by role or active flag, or searched by username, e-mail or name."""
     rows, total = await users.search(db, query)
     return UserList(
         users=[UserRead.model_validate(r) for r in rows],
@@ -69,11 +75,12 @@ async def list_users(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create a user",
-    responses=error_responses(409),
+    responses=error_responses((409, "A user with this username already exists")),
 )
 async def create_user(
     admin: AdminUser, data: UserCreate, db: SessionDep, origin: OriginDep, response: Response
 ) -> UserOut:
+    """Usernames and e-mail addresses are unique regardless of case (409)."""
     user = await users.create(db, data, admin, origin)
     response.headers["Location"] = f"/users/{user.id}"
     return _out(user)
@@ -81,10 +88,15 @@ async def create_user(
 
 @router.get("/{user_id}", summary="Get a user", responses=error_responses(404))
 async def read_user(_: AdminUser, user: UserDep) -> UserOut:
+    """Any user's record, by id."""
     return _out(user)
 
 
-@router.patch("/{user_id}", summary="Update a user", responses=error_responses(404, 409))
+@router.patch(
+    "/{user_id}",
+    summary="Update a user",
+    responses=error_responses(404, (409, users.LAST_ADMIN)),
+)
 async def update_user(
     admin: AdminUser, user: UserDep, data: UserUpdate, db: SessionDep, origin: OriginDep
 ) -> UserOut:
@@ -97,7 +109,7 @@ async def update_user(
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a user",
-    responses=error_responses(404, 409),
+    responses=error_responses(404, (409, users.LAST_ADMIN)),
 )
 async def delete_user(admin: AdminUser, user: UserDep, db: SessionDep, origin: OriginDep) -> None:
     """The items the user created or changed are kept."""

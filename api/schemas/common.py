@@ -92,12 +92,14 @@ class ErrorOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "Item not found"}]})
 
 
-def error_responses(
-    *codes: int, examples: dict[int, str] | None = None
-) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error statuses a route can answer; `examples`: the detail a
-    status answers on this route, where api/openapi.py's general one would not fit."""
-    entries: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in codes}
-    for code, detail in (examples or {}).items():
-        entries[code]["content"] = {"application/json": {"example": {"detail": detail}}}
-    return entries
+def error_responses(*errors: int | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route can answer. A `(status, detail)` pair
+    shows the route's own message as the example; a bare status gets its usual one
+    (`api/openapi.py`)."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        code, detail = error if isinstance(error, tuple) else (error, None)
+        responses[code] = {"model": ErrorOut}
+        if detail is not None:
+            responses[code]["content"] = {"application/json": {"example": {"detail": detail}}}
+    return responses
