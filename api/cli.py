@@ -105,7 +105,9 @@ def serve(args: argparse.Namespace) -> None:
         address = listening_address(args.host, args.port)
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
-    config = uvicorn.Config(app, workers=workers, **options)
+    # A worker answers the supervisor's health check only once it has imported the app; on a
+    # loaded machine that took over uvicorn's default 5 s, and the workers were killed in turn.
+    config = uvicorn.Config(app, workers=workers, timeout_worker_healthcheck=30, **options)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"serving on http://{host}:{args.port}, workers: {workers}", flush=True)
     if workers > 1:

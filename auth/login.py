@@ -4,7 +4,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import events, sessions
-from auth.errors import LoginThrottled, NotAuthenticated, NotAuthenticatedKeepChanges
+from auth.errors import LoginThrottled, NotAuthenticated
 from auth.passwords import MAX_PASSWORD_LENGTH, verify_password
 from auth.schemas import TokenPair
 from auth.throttle import LoginThrottle
@@ -54,30 +54,29 @@ async def log_in(
     """`authenticate`, behind the login throttle, then a new login session; each outcome
     logged.
 
-    A throttled attempt is refused before any password check (cheap, and no guess is judged).
-    A failure is counted, and its 401 still commits that count (KeepChanges).
+    The attempt is counted before the password is judged (the throttle's reservation commits
+    at once), so concurrent guesses cannot outrun the limit; a throttled attempt is refused
+    before any password check. A failure keeps its count; a success takes it back.
     """
-    # The reads before the hash (throttle counts, the account) need no transaction around
-    # them: no BEGIN and no ROLLBACK round trip.
-    await begin_read(db)
     try:
-        await throttle.check(username, address)
+        attempt = await throttle.reserve(username, address)
     except LoginThrottled as exc:
         events.emit(
             "login_throttled", address=address, username=username, retry_after=exc.retry_after
         )
         raise
+    # The account is read outside a transaction: no BEGIN and no ROLLBACK round trip.
+    await begin_read(db)
     try:
         verified: Verified | None = await authenticate(db, username, password)
     except NotAuthenticated:
         verified = None
+    if verified is None:
+        events.emit("login_failed", address=address, username=username)
+        raise NotAuthenticated(BAD_CREDENTIALS)
     # Writing starts once the password is checked: on SQLite no login holds the database's
     # one writer's turn while it hashes.
     await begin_write(db)
-    if verified is None:
-        await throttle.failed(username, address)
-        events.emit("login_failed", address=address, username=username)
-        raise NotAuthenticatedKeepChanges(BAD_CREDENTIALS)
     if verified.new_hash:
         await db.execute(
             update(User)
@@ -85,7 +84,7 @@ async def log_in(
             .values(password_hash=verified.new_hash)
             .execution_options(synchronize_session=False)
         )
-    await throttle.succeeded(username, address)
+    await throttle.succeeded(attempt)
     pair = await sessions.start(db, verified.user_id)
     if pair is None:  # disabled or deleted while the hash was checked: all of it rolls back
         raise NotAuthenticated(BAD_CREDENTIALS)

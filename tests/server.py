@@ -40,10 +40,13 @@ def server_env(data_dir: Path, admin_password: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_server(data_dir: Path, admin_password: str, workers: int = 1) -> Iterator[str]:
-    """Serve a fresh SQLite database in `data_dir`; yields the base URL."""
+def running_server(
+    data_dir: Path, admin_password: str, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Serve a fresh SQLite database in `data_dir` (unless `env` says otherwise); yields the
+    base URL."""
     port = free_port()
-    env = server_env(data_dir, admin_password)
+    env = {**server_env(data_dir, admin_password), **(env or {})}
     inventory = Path(sys.executable).with_name("inventory")
     log = data_dir / "server.log"
     data_dir.mkdir(parents=True, exist_ok=True)
