@@ -103,6 +103,7 @@ def _add_middleware(app: FastAPI) -> None:
         BodySizeLimit,
         max_json=settings.MAX_JSON_BODY_BYTES,
         max_multipart=settings.MAX_MULTIPART_BODY_BYTES,
+        multipart_paths=("/item-image/",),
     )
     if settings.cors_origins:
         app.add_middleware(

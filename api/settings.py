@@ -32,10 +32,11 @@ class ApiSettings(BaseSettings):
     # Width x height x frames; larger images are refused before they are decoded.
     MAX_IMAGE_PIXELS: int = Field(default=25_000_000, ge=1)
 
-    # Request bodies larger than this are refused with 413 (every route; multipart uploads
-    # have MAX_MULTIPART_BODY_BYTES instead, and their own per-file limit).
+    # Request bodies larger than this are refused with 413 (every route, whatever the
+    # Content-Type; the upload route has MAX_MULTIPART_BODY_BYTES instead, and its per-file
+    # limit).
     MAX_JSON_BODY_BYTES: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
-    # Sanity cap for a whole multipart/form-data request; keep it above MAX_UPLOAD_BYTES.
+    # Sanity cap for a whole upload request; keep it above MAX_UPLOAD_BYTES.
     MAX_MULTIPART_BODY_BYTES: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3)
     # Browser origins allowed to call the API, comma-separated (e.g.
     # https://app.example.com,https://admin.example.com). Empty: CORS stays closed.

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from auth import events, sessions
+from auth.bearer_first import BearerFirstRoute
 from auth.deps import CurrentUser, PrincipalDep
 from auth.errors import RefreshTokenReused
 from auth.login import log_in
@@ -20,7 +21,7 @@ _429: dict[int | str, dict[str, Any]] = {
     }
 }
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=BearerFirstRoute)
 
 
 @router.post("/token", summary="Log in (OAuth2 password flow)", responses={**_401, **_429})

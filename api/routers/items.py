@@ -6,10 +6,11 @@ from api.deps import ItemDep, ItemId
 from api.schemas.common import Message, error_responses
 from api.schemas.items import ItemCreate, ItemList, ItemOut, ItemQuery, ItemRead, ItemUpdate
 from api.services import items
+from auth.bearer_first import BearerFirstRoute
 from auth.deps import EditorUser, ItemAdminUser
 from models.session import SessionDep
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(prefix="/items", tags=["items"], route_class=BearerFirstRoute)
 
 
 @router.get("", summary="List items")

@@ -16,11 +16,12 @@ from api.schemas.users import (
 )
 from api.services import users
 from auth import events
+from auth.bearer_first import BearerFirstRoute
 from auth.deps import AdminUser, CurrentUser
 from models.session import SessionDep
 from models.user import User
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=BearerFirstRoute)
 
 
 def _out(user: object) -> UserOut:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.app import create_app
 from models.user import User
 from tests.conftest import clear_settings
-from tests.factories import auth_headers
+from tests.factories import auth_headers, make_item
 from tests.security.conftest import snapshot
 from tests.server import running_server
 
@@ -133,11 +133,13 @@ async def test_oversized_login_form_is_413(client: AsyncClient, db: AsyncSession
     assert await snapshot(db) == before  # not even counted as a failed login
 
 
-async def test_multipart_has_its_own_limit(
+async def test_multipart_has_its_own_limit_on_the_upload_route_only(
     client: AsyncClient, db: AsyncSession, editor: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Uploads are exempt from the JSON limit but not from the multipart sanity cap."""
     headers = await auth_headers(db, editor)
+    item = await make_item(db, name="pictured")
+    await db.commit()
     monkeypatch.setenv("MAX_MULTIPART_BODY_BYTES", "100000")
     clear_settings()
     app = create_app()
@@ -148,10 +150,55 @@ async def test_multipart_has_its_own_limit(
         app.router.lifespan_context(app),
         AsyncClient(transport=transport, base_url="http://testserver") as c,
     ):
-        under = await c.post("/no-such-upload-route", files=files, headers=headers)
-        over = await c.post("/no-such-upload-route", files=big, headers=headers)
-    assert under.status_code == 404  # past the 64 KiB JSON limit, yet let through
+        under = await c.patch(f"/item-image/{item.id}", files=files, headers=headers)
+        over = await c.patch(f"/item-image/{item.id}", files=big, headers=headers)
+        elsewhere = await c.post("/items", files=files, headers=headers)
+    assert under.status_code == 415  # past the 64 KiB JSON limit, yet read and judged
     assert over.status_code == 413
+    assert elsewhere.status_code == 413  # the label does not lift the limit on other routes
+
+
+async def test_a_multipart_label_does_not_lift_an_anonymous_routes_limit(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    """Issue 14, point 2: 16 MB bodies labelled multipart to /token/refresh were read whole."""
+    before = await snapshot(db)
+    files = {"file": ("a.bin", b"a" * 100_000, "application/octet-stream")}
+    for path in ("/token/refresh", "/token"):
+        r = await client.post(path, files=files)
+        assert r.status_code == 413, path
+        assert r.json() == {"detail": "Request body too large"}
+    assert await snapshot(db) == before
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        ({}, "Not authenticated"),
+        ({"Authorization": "Bearer not.a.token"}, "Could not validate credentials"),
+    ],
+)
+async def test_an_unauthenticated_body_is_refused_before_it_is_read(
+    client: AsyncClient, db: AsyncSession, headers: dict[str, str], detail: str
+) -> None:
+    before = await snapshot(db)
+    read = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal read
+        for _ in range(10):
+            read += 1
+            yield b" " * 4096
+
+    for method, path in (("POST", "/items"), ("PATCH", "/users/me"), ("POST", "/logout")):
+        r = await client.request(
+            method, path, content=body(), headers={**headers, "Content-Type": "application/json"}
+        )
+        assert r.status_code == 401, path
+        assert r.json() == {"detail": detail}
+        assert r.headers["www-authenticate"] == "Bearer"
+    assert read == 0
+    assert await snapshot(db) == before
 
 
 async def test_cors_is_closed_by_default(client: AsyncClient) -> None:
