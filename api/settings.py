@@ -31,6 +31,8 @@ class ApiSettings(BaseSettings):
     MAX_UPLOAD_BYTES: int = Field(default=5 * 1024 * 1024, ge=1)
     # Width x height x frames; larger images are refused before they are decoded.
     MAX_IMAGE_PIXELS: int = Field(default=25_000_000, ge=1)
+    # Frames of an animated image; more are refused before any is decoded.
+    MAX_IMAGE_FRAMES: int = Field(default=300, ge=1, le=100_000)
 
     # Request bodies larger than this are refused with 413 (every route, whatever the
     # Content-Type; the upload route has MAX_MULTIPART_BODY_BYTES instead, and its per-file
