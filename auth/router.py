@@ -14,9 +14,9 @@ from models.session import ReadFirstSessionDep, SessionDep
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _401: dict[int | str, dict[str, Any]] = {401: {"description": "Bad credentials or token"}}
-_429: dict[int | str, dict[str, Any]] = {
+THROTTLED: dict[int | str, dict[str, Any]] = {
     429: {
-        "description": "Too many failed logins; `Retry-After` says how many seconds to wait",
+        "description": "Too many failed attempts; `Retry-After` says how many seconds to wait",
         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
     }
 }
@@ -24,7 +24,7 @@ _429: dict[int | str, dict[str, Any]] = {
 router = APIRouter(tags=["auth"], route_class=BearerFirstRoute)
 
 
-@router.post("/token", summary="Log in (OAuth2 password flow)", responses={**_401, **_429})
+@router.post("/token", summary="Log in (OAuth2 password flow)", responses={**_401, **THROTTLED})
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     db: ReadFirstSessionDep,

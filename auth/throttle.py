@@ -42,7 +42,7 @@ from auth.secret import get_secret_key
 from auth.settings import get_auth_settings
 from models.engine import begin_write
 from models.login_failure import LoginFailure
-from models.session import ReadFirstSessionDep
+from models.session import ReadFirstSessionDep, SessionDep
 
 Clock = Callable[[], float]
 
@@ -295,12 +295,24 @@ def get_clock() -> Clock:
     return time.time
 
 
-async def get_login_throttle(
-    request: Request, db: ReadFirstSessionDep, clock: Annotated[Clock, Depends(get_clock)]
-) -> LoginThrottle:
+def _throttle(request: Request, db: AsyncSession, clock: Clock) -> LoginThrottle:
     redis: Redis | None = getattr(request.app.state, "login_throttle_redis", None)
     store: ThrottleStore = RedisStore(redis) if redis is not None else DatabaseStore(db)
     return LoginThrottle(store, clock)
 
 
+async def get_login_throttle(
+    request: Request, db: ReadFirstSessionDep, clock: Annotated[Clock, Depends(get_clock)]
+) -> LoginThrottle:
+    return _throttle(request, db, clock)
+
+
+async def get_throttle(
+    request: Request, db: SessionDep, clock: Annotated[Clock, Depends(get_clock)]
+) -> LoginThrottle:
+    """The throttle on a write request's own session (a password change)."""
+    return _throttle(request, db, clock)
+
+
 LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
+ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]

@@ -18,6 +18,8 @@ from api.services import users
 from auth import events
 from auth.bearer_first import BearerFirstRoute
 from auth.deps import AdminUser, CurrentUser
+from auth.router import THROTTLED
+from auth.throttle import ThrottleDep
 from models.session import SessionDep
 from models.user import User
 
@@ -55,13 +57,18 @@ async def update_me(user: CurrentUser, data: ProfileUpdate, db: SessionDep) -> U
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Change my password",
-    responses=error_responses(400),
+    responses={**error_responses(400), **THROTTLED},
 )
 async def change_my_password(
-    user: CurrentUser, data: PasswordChange, db: SessionDep, request: Request
+    user: CurrentUser,
+    data: PasswordChange,
+    db: SessionDep,
+    throttle: ThrottleDep,
+    request: Request,
 ) -> None:
-    """Every token issued before, this one included, stops working."""
-    await users.change_password(db, user, data)
+    """Every token issued before, this one included, stops working. Wrong current passwords
+    are throttled like failed logins (429 with `Retry-After`)."""
+    await users.change_password(db, throttle, user, data)
     _event("password_changed", request, user, user)
 
 

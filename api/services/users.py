@@ -10,6 +10,7 @@ from api.errors import BadRequest, Conflict, NotFound
 from api.schemas.users import PasswordChange, ProfileUpdate, UserCreate, UserQuery, UserUpdate
 from auth import sessions
 from auth.passwords import hash_password, verify_password
+from auth.throttle import LoginThrottle
 from models.enums import Role
 from models.user import User
 
@@ -140,10 +141,16 @@ async def delete(db: AsyncSession, user: User) -> None:
         await db.flush()
 
 
-async def change_password(db: AsyncSession, user: User, data: PasswordChange) -> None:
+async def change_password(
+    db: AsyncSession, throttle: LoginThrottle, user: User, data: PasswordChange
+) -> None:
+    """Throttled like a login, per user: a stolen access token must not become a way to
+    guess the account's password (429 past the limit, even for the right one)."""
+    attempt = await throttle.reserve_password_change(user.id)
     ok, _ = await verify_password(data.current_password, user.password_hash)
     if not ok:
         raise BadRequest("Current password is incorrect")
+    await throttle.succeeded(attempt)
     user.password_hash = await hash_password(data.new_password)
     await sessions.revoke_all(db, user.id)
     await db.flush()
