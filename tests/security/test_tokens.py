@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth.secret import get_secret_key
 from models.enums import Role
 from models.user import AuthSession, User
-from tests.factories import PASSWORD, login_pair, make_user
+from tests.factories import PASSWORD, bearer, login_pair, make_user
 from tests.security.conftest import snapshot
 from tests.security.tokens import b64, claims_of, hmac_token, signing_input, unsigned_token
 
@@ -132,6 +132,37 @@ async def test_wrong_claims_signed_with_the_real_key_are_refused(
     before = await snapshot(db)
     r = await client.post("/items", json=ITEM, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401
+    assert await snapshot(db) == before
+
+
+@pytest.mark.parametrize(
+    "sub",
+    [
+        lambda user_id: "9" * 30,  # past any id: an integer overflow in the query (500)
+        lambda user_id: str(user_id).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")),
+        lambda user_id: str(user_id).translate(str.maketrans("0123456789", "０１２３４５６７８９")),
+        lambda user_id: f"0{user_id}",
+        lambda user_id: f"+{user_id}",
+        lambda user_id: str(2**31),
+    ],
+    ids=["thirty nines", "arabic-indic digits", "fullwidth digits", "leading zero", "plus", "2^31"],
+)
+async def test_subject_must_be_plain_ascii_digits_within_the_id_range(
+    client: AsyncClient,
+    db: AsyncSession,
+    claims: dict[str, Any],
+    sub: Callable[[int], str],
+) -> None:
+    """Issue 14, point 10: `str.isdigit` let "٢" through as user 2; thirty nines were a 500."""
+    payload = {**claims, "sub": sub(int(claims["sub"]))}
+    token = hmac_token({"alg": "HS256", "typ": "JWT"}, payload, _real_key())
+    before = await snapshot(db)
+    for method, path in (("POST", "/items"), ("GET", "/users/me")):
+        r = await client.request(
+            method, path, json=ITEM if method == "POST" else None, headers=bearer(token)
+        )
+        assert r.status_code == 401, path
+        assert r.json() == {"detail": "Could not validate credentials"}
     assert await snapshot(db) == before
 
 
