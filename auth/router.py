@@ -69,7 +69,8 @@ async def logout(
     body: Annotated[LogoutRequest | None, Body()] = None,
     all_devices: Annotated[bool, Query(alias="all", description="End every login")] = False,
 ) -> None:
-    """End this login (and the one of `refresh_token`, if given); `?all=true` ends them all."""
+    """End this login (and the one of `refresh_token`, if it is one of the caller's; any other
+    is ignored); `?all=true` ends them all."""
     user_id = principal.user.id
     if all_devices:
         await sessions.revoke_all(db, user_id)
