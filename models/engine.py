@@ -37,6 +37,8 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     return create_async_engine(
         url,
         echo=settings.DB_ECHO,
+        # Echo shows the statements, never their values (password hashes, tokens' digests).
+        hide_parameters=True,
         poolclass=FairQueuePool,
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
@@ -57,6 +59,7 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
         url,
         module=OneTripDBAPI(),
         echo=settings.DB_ECHO,
+        hide_parameters=True,
         poolclass=FairQueuePool,
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,

@@ -10,11 +10,15 @@ from pathlib import Path
 
 import pytest
 from httpx import AsyncClient
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.app import create_app
 from api.cli import main
 from auth.secret import InsecureSecretKey, get_secret_key, looks_generated
+from models.engine import create_engine
+from models.settings import DatabaseSettings
 from models.user import User
 from tests.conftest import clear_settings
 from tests.factories import PASSWORD, auth_headers, login_pair
@@ -221,3 +225,22 @@ async def test_no_log_record_carries_a_password_or_token(
     ):
         assert secret not in logged
     assert "$argon2" not in logged
+
+
+async def test_db_echo_shows_statements_never_their_values(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 14, point 8: DB_ECHO=true logged argon2 hashes with the statements' parameters."""
+    marker = "$argon2id$v=19$m=19456,t=2,p=1$not-a-real-hash"
+    engine = create_engine(DatabaseSettings(DATABASE_URL=database_url, DB_ECHO=True))
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT :value"), {"value": marker})
+            with pytest.raises(DBAPIError) as failed:
+                await conn.execute(text("SELECT no_such_column WHERE 1 = :v"), {"v": marker})
+    finally:
+        await engine.dispose()
+    assert any("SELECT" in r.getMessage() for r in caplog.records)  # echo is on
+    assert all(marker not in r.getMessage() for r in caplog.records)
+    assert marker not in str(failed.value)
