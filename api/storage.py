@@ -58,7 +58,7 @@ def stored_file(name: str) -> Path | None:
 def temp_file() -> Iterator[Path]:
     """A new empty file inside the upload folder, removed on exit unless it was moved away."""
     folder = upload_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, raw = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=".tmp")
     os.close(fd)
     path = Path(raw)

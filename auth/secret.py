@@ -70,7 +70,7 @@ def _development_key(path: Path) -> str:
     Several workers may start at once: the key is written to a private temporary file and
     hard-linked into place, so every process reads the one key that won.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # DATA_DIR: private
     if not path.exists():
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
