@@ -43,10 +43,18 @@ class ApiSettings(BaseSettings):
     # Browser origins allowed to call the API, comma-separated (e.g.
     # https://app.example.com,https://admin.example.com). Empty: CORS stays closed.
     CORS_ORIGINS: str = ""
+    # Host names the service answers to, comma-separated (e.g. inventory.example.com; a
+    # leading "*." allows subdomains); others get 400. Empty: any (a warning in production,
+    # where a forged Host header can steer redirects).
+    ALLOWED_HOSTS: str = ""
 
     @property
     def cors_origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.CORS_ORIGINS.split(",") if o.strip()]
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        return [h.strip().lower() for h in self.ALLOWED_HOSTS.split(",") if h.strip()]
 
     @field_validator("UPLOAD_DIR", mode="before")
     @classmethod

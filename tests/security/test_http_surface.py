@@ -2,7 +2,9 @@
 
 import base64
 import hashlib
+import logging
 import re
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -332,3 +334,45 @@ async def test_an_unexpected_error_is_a_bare_500_with_the_headers(app: FastAPI) 
     for name, value in BASE_HEADERS.items():
         assert r.headers[name] == value
     assert "content-security-policy" in r.headers
+
+
+@asynccontextmanager
+async def app_client(monkeypatch: pytest.MonkeyPatch, **env: str) -> AsyncIterator[AsyncClient]:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    clear_settings()
+    app = create_app()
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=transport, base_url="http://inventory.example") as c,
+    ):
+        yield c
+
+
+async def test_allowed_hosts_refuses_other_host_headers(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14, point 9: `Host: evil.example` steered the trailing-slash redirect there."""
+    async with app_client(monkeypatch, ALLOWED_HOSTS="inventory.example, *.inventory.example") as c:
+        evil = await c.get("/items/", headers={"Host": "evil.example"})
+        ours = await c.get("/items/", headers={"Host": "inventory.example"})
+        sub = await c.get("/items", headers={"Host": "eu.inventory.example"})
+    assert evil.status_code == 400
+    assert "evil.example" not in evil.headers.get("location", "")
+    assert evil.headers["x-content-type-options"] == "nosniff"
+    assert ours.status_code == 307
+    assert ours.headers["location"] == "http://inventory.example/items"
+    assert sub.status_code == 200
+
+
+async def test_production_without_allowed_hosts_warns(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SECRET_KEY", secrets.token_urlsafe(48))
+    async with app_client(monkeypatch, ALLOWED_HOSTS="") as c:
+        r = await c.get("/health", headers={"Host": "anything.example"})
+    assert r.status_code == 200
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(m.startswith("ALLOWED_HOSTS is not set") for m in warnings)
