@@ -43,10 +43,17 @@ _LOOKUP_CHUNK = 500  # skus per SELECT … IN (…)
 _FLUSH_EVERY = 500  # new items sent to the database at once
 _WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
+# A spreadsheet runs a cell that starts with = + - @ (or tab, CR) as a formula: the export
+# writes such text cells with a leading ' (OWASP's advice for CSV injection). Text already
+# starting with quotes before one of them gets one more, so the import undoes it exactly.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+TEXT_COLUMNS = frozenset({"sku", "name", "description"})
+
 FORMAT = """\
 File format: UTF-8 CSV with a header row naming the columns
   sku, name, quantity, description   (name and quantity required; any order)
-Empty cells mean "none"."""
+Empty cells mean "none". A text cell written '= (or '+ '- '@) is read without its ',
+as `inventory export` writes text a spreadsheet would run as a formula."""
 
 
 def register(sub: SubParsers) -> None:
@@ -90,7 +97,17 @@ def register(sub: SubParsers) -> None:
 
 
 def _cells(item: Item) -> list[str]:
-    return [item.sku or "", item.name, str(item.quantity), item.description or ""]
+    text = (item.sku or "", item.name, item.description or "")
+    sku, name, description = (_defused(cell) for cell in text)
+    return [sku, name, str(item.quantity), description]
+
+
+def _defused(cell: str) -> str:
+    return "'" + cell if _FORMULA.match(cell) else cell
+
+
+def _restored(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and _FORMULA.match(cell, 1) else cell
 
 
 def export_items(args: argparse.Namespace) -> None:
@@ -173,7 +190,11 @@ def _header(cells: list[str]) -> list[str]:
 def _row(line: int, header: list[str], cells: list[str]) -> Row:
     if len(cells) != len(header):
         raise CommandError(f"line {line}: {len(cells)} cells, the header has {len(header)}")
-    values: dict[str, object] = {k: v for k, v in zip(header, cells, strict=True) if v != ""}
+    values: dict[str, object] = {
+        k: _restored(v) if k in TEXT_COLUMNS else v
+        for k, v in zip(header, cells, strict=True)
+        if v != ""
+    }
     quantity = str(values.get("quantity", "")).strip()
     if quantity and _WHOLE_NUMBER.fullmatch(quantity):
         values["quantity"] = int(quantity)
