@@ -40,6 +40,14 @@ class ApiSettings(BaseSettings):
     MAX_JSON_BODY_BYTES: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
     # Sanity cap for a whole upload request; keep it above MAX_UPLOAD_BYTES.
     MAX_MULTIPART_BODY_BYTES: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3)
+    # Slow or idle clients (`inventory serve`, api/protocol.py): a request head must be
+    # complete this long after the connection opens or the request starts, and a body may not
+    # pause longer than BODY_TIMEOUT_SECONDS; either closes the connection.
+    HEADER_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0, le=3600)
+    BODY_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0, le=3600)
+    # Open connections per worker; one more is answered 503 and closed at once. Keep it well
+    # under the process's file descriptor limit (`ulimit -n`, often 1024).
+    MAX_CONNECTIONS_PER_WORKER: int = Field(default=800, ge=1, le=1_000_000)
     # Browser origins allowed to call the API, comma-separated (e.g.
     # https://app.example.com,https://admin.example.com). Empty: CORS stays closed.
     CORS_ORIGINS: str = ""
