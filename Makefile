@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: run install install-dev test test-postgres lint check ci bench fuzz lock clean e2e chromium
+.PHONY: run install install-dev test test-postgres test-deploy lint check ci bench fuzz lock clean e2e chromium nginx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,12 @@ test: install-dev
 
 ## The same suite on PostgreSQL (PG_TEST_URL, default: the local `test` database).
 test-postgres: install-dev
-	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -m "not e2e"
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -m "not e2e and not deploy"
+
+## nginx in front of two instances, on a PostgreSQL database of its own (created and dropped
+## on PG_TEST_URL's server) and Redis (TEST_REDIS_URL); tests/deploy. Needs nginx: see below.
+test-deploy: install-dev nginx
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -m deploy
 
 lint: install-dev
 	$(BIN)/ruff check .
@@ -46,23 +51,36 @@ check: install-dev
 	rm -rf .check && DATA_DIR=.check $(BIN)/alembic upgrade head && DATA_DIR=.check $(BIN)/alembic check; \
 	  status=$$?; rm -rf .check; exit $$status
 
-ci: chromium test lint check fuzz test-postgres
+ci: chromium nginx test lint check fuzz test-deploy test-postgres
 
 ## Property-based API fuzzing (schemathesis) against a real server on a fresh SQLite database,
 ## bounded by FUZZ_MAX_EXAMPLES per operation and FUZZ_MAX_SECONDS; see tests/fuzz_api.py.
 fuzz: install-dev
 	$(BIN)/python tests/fuzz_api.py
 
-## The browser test of /docs (tests/e2e): Debian's chromium, installed with apt when missing
-## (Playwright's own browser download cannot work offline). `make test` runs it too when
+## The browser test of /docs (tests/e2e): Debian's chromium, installed with sudo apt-get when
+## missing (see `chromium` below; Playwright's own browser download cannot work offline). `make test` runs it too when
 ## chromium is there, and skips it otherwise.
 e2e: install-dev chromium
 	$(BIN)/pytest -m e2e
 
+## Installs Debian's chromium when /usr/bin/chromium is missing, WITHOUT ASKING: it runs
+## `sudo apt-get update` and `sudo apt-get install -y chromium` (no sudo as root). `make e2e`
+## and `make ci` run it; install chromium yourself first if you would rather they did not.
 chromium:
 	@test -x /usr/bin/chromium || { \
 	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  echo "make chromium: /usr/bin/chromium is missing; installing it now with $${SUDO:+sudo }apt-get update && $${SUDO:+sudo }apt-get install -y chromium"; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
+## Debian's nginx for `make test-deploy`: runs `apt-get install nginx` (with sudo unless root)
+## when /usr/sbin/nginx is missing (on a host with systemd, apt also starts the package's own
+## site on port 80; the test does not use it: it runs nginx with its own files and port).
+nginx:
+	@test -x /usr/sbin/nginx || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  echo "make nginx: /usr/sbin/nginx is missing; installing it now with $${SUDO:+sudo }apt-get update && $${SUDO:+sudo }apt-get install -y nginx"; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q nginx; }
 
 ## Benchmarks (not part of the tests); see bench/README.md.
 ## With the peer: make bench BENCH_ARGS="--peer ../shared/bench/peer_app.py"

@@ -11,8 +11,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp
 
+from api.compression import Gzip
 from api.docs import install_docs
 from api.errors import install_error_handlers
+from api.forwarded import ForwardedHeaders
+from api.head import HeadAsGet
 from api.logs import configure_logging
 from api.middleware import BodySizeLimit, SecurityHeaders
 from api.openapi import operation_id, refine
@@ -32,6 +35,9 @@ Keeps track of stock: items with quantities, users with roles.
 
 Reads are public. To write, press **Authorize**, log in with your username and password,
 and every call is sent with your bearer token.
+
+Every `GET` route also answers `HEAD`: the same status and headers, without the body.
+JSON over 1 KiB is sent gzip-compressed to clients that accept it (`Accept-Encoding: gzip`).
 """
 
 
@@ -92,16 +98,16 @@ def create_app() -> FastAPI:
 def create_served_app() -> FastAPI:
     """The app of a server process (`inventory serve`, each worker)."""
     app = create_app()
-    # What exists now (modules, routes, schemas) lives as long as the process: keep the
-    # garbage collector from scanning it again and again (each full collection of it paused
-    # the event loop for ~60 ms; a read's p99 was that pause). Not in create_app: a test
+    # What exists now lives as long as the process: keep full collections from scanning it
+    # again and again (each paused the event loop; bench/RESULTS.md). Not in create_app: a test
     # process builds many apps and must be able to collect them.
     gc.freeze()
     return app
 
 
 def _add_middleware(app: FastAPI) -> None:
-    """The last added runs first: security headers wrap everything, even CORS and 413s."""
+    """The last added runs first: security headers wrap the app, even CORS and 413s;
+    compression, HEAD and the forwarded headers wrap them."""
     settings = get_api_settings()
     app.add_middleware(
         BodySizeLimit,
@@ -128,3 +134,8 @@ def _add_middleware(app: FastAPI) -> None:
             " set it to the names this service is reached by"
         )
     app.add_middleware(SecurityHeaders)
+    if settings.GZIP_LEVEL:
+        app.add_middleware(Gzip, level=settings.GZIP_LEVEL)
+    app.add_middleware(HeadAsGet)  # outside gzip: a HEAD shows the GET's encoding and length
+    if settings.trusted_proxies:
+        app.add_middleware(ForwardedHeaders, trusted=settings.trusted_proxies)

@@ -76,7 +76,7 @@ def serve(args: argparse.Namespace) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from api.listen import listening_address
+    from api.listen import listening_address, listening_path
 
     get_secret_key()  # fail before forking workers
     migrate()
@@ -89,6 +89,7 @@ def serve(args: argparse.Namespace) -> None:
         "factory": True,
         "host": args.host,
         "port": args.port,
+        "uds": args.uds,
         # uvloop, accepting every connection waiting at once (api/listen.py).
         "loop": "api.listen:new_event_loop",
         # httptools, with deadlines for slow clients and a connection cap (api/protocol.py).
@@ -104,14 +105,16 @@ def serve(args: argparse.Namespace) -> None:
         return
     # Each worker listens on a socket of its own (api/listen.py), not on one they share.
     try:
-        address = listening_address(args.host, args.port)
+        address = listening_path(args.uds) if args.uds else listening_address(args.host, args.port)
     except OSError as exc:
-        raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+        where = args.uds or f"{args.host}:{args.port}"
+        raise CommandError(f"cannot listen on {where}: {exc}") from None
     # A worker answers the supervisor's health check only once it has imported the app; on a
     # loaded machine that took over uvicorn's default 5 s, and the workers were killed in turn.
     config = uvicorn.Config(app, workers=workers, timeout_worker_healthcheck=30, **options)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"serving on http://{host}:{args.port}, workers: {workers}", flush=True)
+    where = f"unix:{args.uds}" if args.uds else f"http://{host}:{args.port}"
+    print(f"serving on {where}, workers: {workers}", flush=True)
     if workers > 1:
         Multiprocess(config, sockets=[address]).run()
         return
@@ -181,6 +184,9 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument(
+        "--uds", metavar="PATH", help="listen on this unix socket instead (behind nginx)"
+    )
     s.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     s.add_argument("--reload", action="store_true", help="restart on code changes (development)")
     s.set_defaults(run=serve)
