@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: run install install-dev test test-postgres test-deploy lint check ci bench fuzz lock clean e2e chromium nginx
+.PHONY: run install install-dev test test-perf test-postgres test-deploy lint check ci bench fuzz lock clean e2e chromium nginx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +28,19 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/inventory serve
 
-## The test suite on SQLite (no services needed).
+## The test suite on SQLite (no services needed). Leaves out the `perf` tests (pyproject.toml).
 test: install-dev
 	$(BIN)/pytest
 
-## The same suite on PostgreSQL (PG_TEST_URL, default: the local `test` database).
+## The `perf` tests: statement, round-trip and loop-turn counts (SQLite; with
+## TEST_DATABASE_URL=postgresql+asyncpg://... also PostgreSQL's).
+test-perf: install-dev
+	$(BIN)/pytest -m perf
+
+## The same suite on PostgreSQL: each run creates (and drops) a database of its own on the
+## server PG_TEST_URL names (default: the local one, as postgres).
 test-postgres: install-dev
-	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -m "not e2e and not deploy"
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -m "not e2e and not deploy and not perf"
 
 ## nginx in front of two instances, on a PostgreSQL database of its own (created and dropped
 ## on PG_TEST_URL's server) and Redis (TEST_REDIS_URL); tests/deploy. Needs nginx: see below.

@@ -109,11 +109,13 @@ def serve(args: argparse.Namespace) -> None:
     except OSError as exc:
         where = args.uds or f"{args.host}:{args.port}"
         raise CommandError(f"cannot listen on {where}: {exc}") from None
-    # A worker answers the supervisor's health check only once it has imported the app; on a
-    # loaded machine that took over uvicorn's default 5 s, and the workers were killed in turn.
+    # A worker must answer the supervisor's health check within this many seconds or it is
+    # killed and replaced; uvicorn's 5 s can pass before a new worker has even imported
+    # itself on a busy machine, and then each replacement dies the same way.
     config = uvicorn.Config(app, workers=workers, timeout_worker_healthcheck=30, **options)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    where = f"unix:{args.uds}" if args.uds else f"http://{host}:{args.port}"
+    port = None if args.uds else address.getsockname()[1]  # the one chosen for --port 0
+    where = f"unix:{args.uds}" if args.uds else f"http://{host}:{port}"
     print(f"serving on {where}, workers: {workers}", flush=True)
     if workers > 1:
         Multiprocess(config, sockets=[address]).run()
@@ -183,7 +185,7 @@ def parser() -> argparse.ArgumentParser:
         "Logs one line per request (LOG_FORMAT=json for JSON lines).",
     )
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
     s.add_argument(
         "--uds", metavar="PATH", help="listen on this unix socket instead (behind nginx)"
     )

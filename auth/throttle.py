@@ -178,14 +178,13 @@ return {1, others}
 class RedisStore:
     """Counts in Redis: one sorted set per key (score = time), expiring with the window."""
 
-    PREFIX = "inventory:login-failures:"
-
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
+        self.prefix = f"{prefix}login-failures:"
 
     async def reserve(self, limits: Mapping[str, int], now: float, window: float) -> Reservation:
         member = f"{now}:{secrets.token_hex(8)}"  # unique, so equal timestamps both count
-        names = [self.PREFIX + key for key in limits]
+        names = [self.prefix + key for key in limits]
         args: list[str | float] = [now, window, member, *limits.values()]
         answer = self.redis.eval(_RESERVE, len(names), *names, *args)
         counted, detail = await answer
@@ -196,11 +195,11 @@ class RedisStore:
     async def release(self, reservation: Reservation) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             for key in reservation.keys:
-                pipe.zrem(self.PREFIX + key, *reservation.handle)
+                pipe.zrem(self.prefix + key, *reservation.handle)
             await pipe.execute()
 
     async def clear(self, keys: Sequence[str]) -> None:
-        await self.redis.delete(*(self.PREFIX + key for key in keys))
+        await self.redis.delete(*(self.prefix + key for key in keys))
 
 
 def _dt(ts: float) -> datetime:
@@ -297,7 +296,11 @@ def get_clock() -> Clock:
 
 def _throttle(request: Request, db: AsyncSession, clock: Clock) -> LoginThrottle:
     redis: Redis | None = getattr(request.app.state, "login_throttle_redis", None)
-    store: ThrottleStore = RedisStore(redis) if redis is not None else DatabaseStore(db)
+    store: ThrottleStore = (
+        RedisStore(redis, get_auth_settings().REDIS_KEY_PREFIX)
+        if redis is not None
+        else DatabaseStore(db)
+    )
     return LoginThrottle(store, clock)
 
 

@@ -19,7 +19,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]
     """One server for the tests that only need the short timeouts."""
     env = {"HEADER_TIMEOUT_SECONDS": "1", "BODY_TIMEOUT_SECONDS": "1"}
     folder = tmp_path_factory.mktemp("slow-clients") / "srv"
-    with running_server(folder, "a long enough password", env=env) as base:
+    with running_server(folder, "a long enough password", settings=env) as base:
         host, port = base.removeprefix("http://").split(":")
         yield host, int(port)
 
@@ -83,7 +83,7 @@ def _get_health(sock: socket.socket, close: bool = False) -> bytes:
 
 def test_past_the_connection_cap_a_new_connection_gets_503(tmp_path: Path) -> None:
     env = {"MAX_CONNECTIONS_PER_WORKER": "3", "HEADER_TIMEOUT_SECONDS": "60"}
-    with running_server(tmp_path / "srv", "a long enough password", env=env) as base:
+    with running_server(tmp_path / "srv", "a long enough password", settings=env) as base:
         host, port = base.removeprefix("http://").split(":")
         held = [socket.create_connection((host, int(port))) for _ in range(3)]
         try:

@@ -4,6 +4,7 @@ refused (429 with Retry-After), on SQLite, PostgreSQL and Redis alike."""
 
 import asyncio
 import os
+import secrets
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,9 +44,10 @@ def store_env(request: pytest.FixtureRequest, database_url: str) -> Iterator[dic
             client.ping()
         except redis.RedisError:
             pytest.skip(f"no Redis at {REDIS_URL}")
-        client.flushdb()  # only this test database number
-        yield {**env, "REDIS_URL": REDIS_URL}
-        client.flushdb()
+        prefix = f"inventory-test:{secrets.token_hex(8)}:"  # this test's keys alone
+        yield {**env, "REDIS_URL": REDIS_URL, "REDIS_KEY_PREFIX": prefix}
+        for key in client.scan_iter(match=f"{prefix}*", count=500):
+            client.delete(key)
         client.close()
     else:
         yield env
@@ -75,7 +77,7 @@ async def _burst(base: str) -> list[httpx.Response]:
 def test_a_burst_of_wrong_guesses_judges_at_most_the_limit(
     store_env: dict[str, str], tmp_path: Path
 ) -> None:
-    with running_server(tmp_path / "srv", PASSWORD, workers=WORKERS, env=store_env) as base:
+    with running_server(tmp_path / "srv", PASSWORD, workers=WORKERS, settings=store_env) as base:
         answers = asyncio.run(_burst(base))
         after = httpx.post(f"{base}/token", data={"username": "admin", "password": PASSWORD})
     statuses = Counter(r.status_code for r in answers)
