@@ -8,7 +8,7 @@ from auth.errors import LoginThrottled, NotAuthenticated
 from auth.passwords import MAX_PASSWORD_LENGTH, verify_password
 from auth.schemas import TokenPair
 from auth.throttle import LoginThrottle
-from models.engine import begin_read, begin_write, end_read
+from models.engine import begin_write, end_read, use_autocommit
 from models.user import User
 
 BAD_CREDENTIALS = "Incorrect username or password"
@@ -66,7 +66,7 @@ async def log_in(
         )
         raise
     # The account is read outside a transaction: no BEGIN and no ROLLBACK round trip.
-    await begin_read(db)
+    await use_autocommit(db)
     try:
         verified: Verified | None = await authenticate(db, username, password)
     except NotAuthenticated:

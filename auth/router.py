@@ -6,14 +6,20 @@ from fastapi.security import OAuth2PasswordRequestForm
 from auth import events, sessions
 from auth.bearer_first import BearerFirstRoute
 from auth.deps import CurrentUser, PrincipalDep
-from auth.errors import RefreshTokenReused
-from auth.login import log_in
+from auth.errors import INVALID_REFRESH, NOT_AUTHENTICATED, RefreshTokenReused
+from auth.login import BAD_CREDENTIALS, log_in
 from auth.schemas import LogoutRequest, RefreshRequest, TokenPair
 from auth.throttle import LoginThrottleDep
 from models.session import ReadFirstSessionDep, SessionDep
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_401: dict[int | str, dict[str, Any]] = {401: {"description": "Bad credentials or token"}}
+
+
+def _401(detail: str) -> dict[int | str, dict[str, Any]]:
+    example = {"application/json": {"example": {"detail": detail}}}
+    return {401: {"description": "Bad credentials or token", "content": example}}
+
+
 THROTTLED: dict[int | str, dict[str, Any]] = {
     429: {
         "description": "Too many failed attempts; `Retry-After` says how many seconds to wait",
@@ -24,7 +30,11 @@ THROTTLED: dict[int | str, dict[str, Any]] = {
 router = APIRouter(tags=["auth"], route_class=BearerFirstRoute)
 
 
-@router.post("/token", summary="Log in (OAuth2 password flow)", responses={**_401, **THROTTLED})
+@router.post(
+    "/token",
+    summary="Log in (OAuth2 password flow)",
+    responses={**_401(BAD_CREDENTIALS), **THROTTLED},
+)
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     db: ReadFirstSessionDep,
@@ -42,7 +52,11 @@ async def login(
     return pair
 
 
-@router.post("/token/refresh", summary="Exchange a refresh token for a new pair", responses=_401)
+@router.post(
+    "/token/refresh",
+    summary="Exchange a refresh token for a new pair",
+    responses=_401(INVALID_REFRESH),
+)
 async def refresh(
     body: RefreshRequest, db: SessionDep, request: Request, response: Response
 ) -> TokenPair:
@@ -60,7 +74,12 @@ async def refresh(
         raise
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, summary="Log out", responses=_401)
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Log out",
+    responses=_401(NOT_AUTHENTICATED),
+)
 async def logout(
     principal: PrincipalDep,
     _user: CurrentUser,

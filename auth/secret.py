@@ -6,11 +6,10 @@ import math
 import os
 import secrets
 import string
-from functools import lru_cache
 from pathlib import Path
 
 from auth.settings import get_auth_settings
-from models.settings import Environment, get_database_settings
+from models.settings import Environment, cached_setting
 
 MIN_SECRET_BYTES = 32
 # A generated key of 32+ bytes has many distinct characters; "aaaa…" or "abcabc…" do not.
@@ -23,12 +22,11 @@ class InsecureSecretKey(RuntimeError):
     pass
 
 
-@lru_cache
+@cached_setting
 def get_secret_key() -> str:
     settings = get_auth_settings()
-    db = get_database_settings()
     configured = settings.SECRET_KEY.get_secret_value() if settings.SECRET_KEY else ""
-    if Environment.production == db.ENVIRONMENT:
+    if Environment.production == settings.ENVIRONMENT:
         if len(configured.encode()) < MIN_SECRET_BYTES:
             raise InsecureSecretKey(
                 f"SECRET_KEY must be set to at least {MIN_SECRET_BYTES} random bytes in "
@@ -43,7 +41,7 @@ def get_secret_key() -> str:
                 ' python -c "import secrets; print(secrets.token_urlsafe(48))"'
             )
         return configured
-    return configured or _development_key(db.DATA_DIR / "secret_key")
+    return configured or _development_key(settings.DATA_DIR / "secret_key")
 
 
 def looks_generated(key: str) -> bool:

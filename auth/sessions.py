@@ -10,7 +10,7 @@ from sqlalchemy import CursorResult, Insert, Table, bindparam, delete, insert, s
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import tokens
-from auth.errors import NotAuthenticated, RefreshTokenReused
+from auth.errors import INVALID_REFRESH, NotAuthenticated, RefreshTokenReused
 from auth.schemas import TokenPair
 from auth.settings import get_auth_settings
 from auth.tokens import TokenType
@@ -99,17 +99,17 @@ async def rotate(db: AsyncSession, refresh_token: str) -> TokenPair:
     try:
         claims = tokens.decode(refresh_token, TokenType.refresh)
     except tokens.InvalidToken:
-        raise NotAuthenticated("Invalid refresh token") from None
+        raise NotAuthenticated(INVALID_REFRESH) from None
     login = await db.get(AuthSession, claims.session_id, with_for_update=True)
     if login is None or login.user_id != claims.user_id or login.revoked_at is not None:
-        raise NotAuthenticated("Invalid refresh token")
+        raise NotAuthenticated(INVALID_REFRESH)
     if not hmac.compare_digest(login.refresh_token_hash, _digest(refresh_token)):
         login.revoked_at = utcnow()
         await db.flush()
         raise RefreshTokenReused(login.user_id, login.id)
     user = await db.get(User, login.user_id)
     if user is None or not user.is_active:
-        raise NotAuthenticated("Invalid refresh token")
+        raise NotAuthenticated(INVALID_REFRESH)
     pair, login.refresh_token_hash, login.expires_at = _pair(login.user_id, login.id)
     await db.flush()
     return pair

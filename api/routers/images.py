@@ -72,6 +72,7 @@ async def upload_image(
     responses=error_responses(401, 403, 404),
 )
 async def delete_image(user: EditorUser, item: ItemDep, db: SessionDep) -> ItemOut:
+    """The file is removed once the change commits; an item without an image is unchanged."""
     item = await images.remove(db, item, user)
     return ItemOut(item=ItemRead.model_validate(item))
 
@@ -88,7 +89,7 @@ async def delete_image(user: EditorUser, item: ItemDep, db: SessionDep) -> ItemO
             }
         },
         304: {"description": "Not modified (If-None-Match)"},
-        **error_responses(404),
+        **error_responses((404, IMAGE_NOT_FOUND)),
     },
 )
 async def get_image(file: str, if_none_match: Annotated[str | None, Header()] = None) -> Response:

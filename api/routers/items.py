@@ -7,7 +7,7 @@ from api.schemas.common import Message, error_responses
 from api.schemas.items import ItemCreate, ItemList, ItemOut, ItemQuery, ItemRead, ItemUpdate
 from api.services import items
 from auth.bearer_first import BearerFirstRoute
-from auth.deps import EditorUser, ItemAdminUser
+from auth.deps import EditorUser, ItemDeleter
 from models.session import SessionDep
 
 router = APIRouter(prefix="/items", tags=["items"], route_class=BearerFirstRoute)
@@ -48,7 +48,7 @@ async def get_item(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create an item",
-    responses=error_responses(409),
+    responses=error_responses((409, items.DUPLICATE_SKU)),
 )
 async def create_item(
     user: EditorUser,
@@ -57,6 +57,7 @@ async def create_item(
     request: Request,
     response: Response,
 ) -> ItemOut:
+    """A new item at version 1; its `Location` and `ETag` are in the headers."""
     item = await items.create(db, data, user)
     # url_for("get_item") would search every route for the name, on every create.
     response.headers["Location"] = f"{request.scope.get('root_path', '')}{router.prefix}/{item.id}"
@@ -64,7 +65,11 @@ async def create_item(
     return ItemOut(item=ItemRead.model_validate(item))
 
 
-@router.patch("/{item_id}", summary="Update an item", responses=error_responses(404, 409, 412))
+@router.patch(
+    "/{item_id}",
+    summary="Update an item",
+    responses=error_responses(404, (409, items.DUPLICATE_SKU), 412),
+)
 async def update_item(
     user: EditorUser,
     item_id: ItemId,
@@ -73,13 +78,14 @@ async def update_item(
     response: Response,
     if_match: Annotated[str | None, Header(description="ETag from a GET; stale → 412")] = None,
 ) -> ItemOut:
-    """Change only the fields sent."""
+    """Change only the fields sent; `If-Match` with a stale ETag changes nothing (412)."""
     item = await items.update(db, item_id, data, user, if_match)
     response.headers["ETag"] = items.etag(item.version)
     return ItemOut(item=ItemRead.model_validate(item))
 
 
 @router.delete("/{item_id}", summary="Delete an item", responses=error_responses(404))
-async def delete_item(_: ItemAdminUser, item: ItemDep, db: SessionDep) -> Message:
+async def delete_item(_: ItemDeleter, item: ItemDep, db: SessionDep) -> Message:
+    """Admins only. The item's image file is removed once the deletion commits."""
     await items.delete(db, item)
     return Message(message="Item deleted")

@@ -18,7 +18,6 @@ from api.services import users
 from auth import events
 from auth.bearer_first import BearerFirstRoute
 from auth.deps import AdminUser, CurrentUser
-from auth.router import THROTTLED
 from auth.throttle import ThrottleDep
 from models.session import SessionDep
 from models.user import User
@@ -44,10 +43,15 @@ def _event(event: str, request: Request, actor: User, target: User, **fields: ev
 
 @router.get("/me", summary="My profile")
 async def read_me(user: CurrentUser) -> UserOut:
+    """The logged-in user's own record."""
     return _out(user)
 
 
-@router.patch("/me", summary="Update my profile", responses=error_responses(409))
+@router.patch(
+    "/me",
+    summary="Update my profile",
+    responses=error_responses((409, "A user with this e-mail already exists")),
+)
 async def update_me(user: CurrentUser, data: ProfileUpdate, db: SessionDep) -> UserOut:
     """Only `email` and `full_name`; a role or status cannot be changed here."""
     return _out(await users.update_profile(db, user, data))
@@ -57,7 +61,7 @@ async def update_me(user: CurrentUser, data: ProfileUpdate, db: SessionDep) -> U
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Change my password",
-    responses={**error_responses(400), **THROTTLED},
+    responses=error_responses((400, "Current password is incorrect")),
 )
 async def change_my_password(
     user: CurrentUser,
@@ -76,6 +80,7 @@ async def change_my_password(
 async def list_users(
     _: AdminUser, db: SessionDep, query: Annotated[UserQuery, Query()]
 ) -> UserList:
+    """A page of users, filtered by role or active flag, or searched by username, e-mail or name."""
     rows, total = await users.search(db, query)
     return UserList(
         users=[UserRead.model_validate(r) for r in rows],
@@ -89,11 +94,12 @@ async def list_users(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create a user",
-    responses=error_responses(409),
+    responses=error_responses((409, "A user with this username already exists")),
 )
 async def create_user(
     admin: AdminUser, data: UserCreate, db: SessionDep, request: Request, response: Response
 ) -> UserOut:
+    """Usernames and e-mail addresses are unique regardless of case (409)."""
     user = await users.create(db, data)
     _event("user_created", request, admin, user, role=user.role.value)
     response.headers["Location"] = f"/users/{user.id}"
@@ -102,10 +108,15 @@ async def create_user(
 
 @router.get("/{user_id}", summary="Get a user", responses=error_responses(404))
 async def read_user(_: AdminUser, user: UserDep) -> UserOut:
+    """Any user's record, by id."""
     return _out(user)
 
 
-@router.patch("/{user_id}", summary="Update a user", responses=error_responses(404, 409))
+@router.patch(
+    "/{user_id}",
+    summary="Update a user",
+    responses=error_responses(404, (409, users.LAST_ADMIN)),
+)
 async def update_user(
     admin: AdminUser, user: UserDep, data: UserUpdate, db: SessionDep, request: Request
 ) -> UserOut:
@@ -126,7 +137,7 @@ async def update_user(
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a user",
-    responses=error_responses(404, 409),
+    responses=error_responses(404, (409, users.LAST_ADMIN)),
 )
 async def delete_user(admin: AdminUser, user: UserDep, db: SessionDep, request: Request) -> None:
     """The items the user created or changed are kept."""
