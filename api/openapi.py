@@ -36,7 +36,9 @@ TAGS: dict[str, str] = {
     "auth": "Log in (OAuth2 password flow), refresh the token pair, log out.",
     "items": "Items and their stock. Reads are public; writes need an editor, deletes an admin.",
     "images": "One image per item, judged by its bytes, served under /static.",
+    "stock": "Every item's stock movements (each change of a quantity, with its reason).",
     "users": "Your own profile and password; managing users is for admins.",
+    "audit": "The audit trail of every write and login: for admins, read-only.",
     "operations": "Liveness and readiness probes.",
 }
 

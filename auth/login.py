@@ -3,8 +3,9 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import events, sessions
-from auth.errors import LoginThrottled, NotAuthenticated
+from auth import audit, events, sessions
+from auth.audit import Origin
+from auth.errors import LoginThrottled, NotAuthenticated, NotAuthenticatedKeepChanges
 from auth.passwords import MAX_PASSWORD_LENGTH, verify_password
 from auth.schemas import TokenPair
 from auth.throttle import LoginThrottle
@@ -49,15 +50,17 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> Verifi
 
 
 async def log_in(
-    db: AsyncSession, throttle: LoginThrottle, username: str, password: str, address: str
+    db: AsyncSession, throttle: LoginThrottle, username: str, password: str, origin: Origin
 ) -> TokenPair:
     """`authenticate`, behind the login throttle, then a new login session; each outcome
     logged.
 
     The attempt is counted before the password is judged (the throttle's reservation commits
     at once), so concurrent guesses cannot outrun the limit; a throttled attempt is refused
-    before any password check. A failure keeps its count; a success takes it back.
+    before any password check. A failure keeps its count (and its audit record commits with
+    the 401: KeepChanges); a success takes the count back.
     """
+    address = origin.address or "unknown"
     try:
         attempt = await throttle.reserve(username, address)
     except LoginThrottled as exc:
@@ -71,12 +74,12 @@ async def log_in(
         verified: Verified | None = await authenticate(db, username, password)
     except NotAuthenticated:
         verified = None
-    if verified is None:
-        events.emit("login_failed", address=address, username=username)
-        raise NotAuthenticated(BAD_CREDENTIALS)
     # Writing starts once the password is checked: on SQLite no login holds the database's
     # one writer's turn while it hashes.
     await begin_write(db)
+    if verified is None:
+        await audit.record(db, "auth.login_failed", None, None, {}, origin)
+        raise NotAuthenticatedKeepChanges(BAD_CREDENTIALS)
     if verified.new_hash:
         await db.execute(
             update(User)
@@ -88,7 +91,6 @@ async def log_in(
     pair = await sessions.start(db, verified.user_id)
     if pair is None:  # disabled or deleted while the hash was checked: all of it rolls back
         raise NotAuthenticated(BAD_CREDENTIALS)
-    events.emit(
-        "login_succeeded", address=address, user_id=verified.user_id, username=verified.username
-    )
+    actor = audit.UserRef(verified.user_id, verified.username)
+    await audit.record(db, "auth.login", actor, ("user", verified.user_id), {}, origin)
     return pair

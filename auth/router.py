@@ -1,12 +1,13 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from auth import events, sessions
+from auth import sessions
+from auth.audit import OriginDep
 from auth.bearer_first import BearerFirstRoute
 from auth.deps import CurrentUser, PrincipalDep
-from auth.errors import INVALID_REFRESH, NOT_AUTHENTICATED, RefreshTokenReused
+from auth.errors import INVALID_REFRESH, NOT_AUTHENTICATED
 from auth.login import BAD_CREDENTIALS, log_in
 from auth.schemas import LogoutRequest, RefreshRequest, TokenPair
 from auth.throttle import LoginThrottleDep
@@ -39,15 +40,14 @@ async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     db: ReadFirstSessionDep,
     throttle: LoginThrottleDep,
-    request: Request,
+    origin: OriginDep,
     response: Response,
 ) -> TokenPair:
     """Exchange a username and password for an access token and a refresh token.
 
     Repeated failures are throttled (429 with `Retry-After`), even for the right password.
     """
-    address = events.client_address(request)
-    pair = await log_in(db, throttle, form.username, form.password, address)
+    pair = await log_in(db, throttle, form.username, form.password, origin)
     response.headers.update(NO_STORE)
     return pair
 
@@ -58,20 +58,11 @@ async def login(
     responses=_401(INVALID_REFRESH),
 )
 async def refresh(
-    body: RefreshRequest, db: SessionDep, request: Request, response: Response
+    body: RefreshRequest, db: SessionDep, origin: OriginDep, response: Response
 ) -> TokenPair:
     """The refresh token is spent. Presenting a spent one again revokes its whole login."""
     response.headers.update(NO_STORE)
-    try:
-        return await sessions.rotate(db, body.refresh_token)
-    except RefreshTokenReused as exc:
-        events.emit(
-            "refresh_token_reused",
-            address=events.client_address(request),
-            user_id=exc.user_id,
-            session_id=exc.session_id,
-        )
-        raise
+    return await sessions.rotate(db, body.refresh_token, origin)
 
 
 @router.post(
@@ -84,23 +75,13 @@ async def logout(
     principal: PrincipalDep,
     _user: CurrentUser,
     db: SessionDep,
-    request: Request,
+    origin: OriginDep,
     body: Annotated[LogoutRequest | None, Body()] = None,
     all_devices: Annotated[bool, Query(alias="all", description="End every login")] = False,
 ) -> None:
     """End this login (and the one of `refresh_token`, if it is one of the caller's; any other
     is ignored); `?all=true` ends them all."""
-    user_id = principal.user.id
-    if all_devices:
-        await sessions.revoke_all(db, user_id)
-    else:
-        await sessions.revoke(db, user_id, principal.session_id)
-        if body and body.refresh_token:
-            await sessions.revoke_refresh_token(db, user_id, body.refresh_token)
-    events.emit(
-        "logout",
-        address=events.client_address(request),
-        user_id=user_id,
-        username=principal.user.username,
-        all_devices=all_devices,
+    refresh_token = body.refresh_token if body else None
+    await sessions.log_out(
+        db, principal.user, principal.session_id, refresh_token, all_devices, origin
     )

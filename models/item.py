@@ -11,6 +11,7 @@ class Item(Base):
     __table_args__ = (
         CheckConstraint("quantity >= 0", name="quantity_non_negative"),
         CheckConstraint("quantity < 2147483648", name="quantity_int32"),
+        CheckConstraint("reorder_level >= 0", name="reorder_level_non_negative"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -19,6 +20,8 @@ class Item(Base):
     description: Mapped[str | None] = mapped_column(Text)
     sku: Mapped[str | None] = mapped_column(String(64), unique=True)
     image_src: Mapped[str | None] = mapped_column(String(255))
+    # At or below it the item is low on stock; null: no alert.
+    reorder_level: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=same_as_created, onupdate=utcnow

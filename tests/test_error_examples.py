@@ -102,6 +102,7 @@ Provoke = Callable[[World, Case], Awaitable[Response]]
 VALID_BODIES: dict[str, dict[str, Any]] = {
     "update_item": {"quantity": 1},
     "update_user": {"full_name": "Someone"},
+    "adjust_stock": {"delta": 1, "reason": "received"},
 }
 
 
@@ -139,6 +140,17 @@ async def not_an_image(w: World, case: Case) -> Response:
 
 async def stale_etag(w: World, case: Case) -> Response:
     return await w.call(case, {**w.as_editor, "If-Match": '"999"'}, json={"quantity": 1})
+
+
+async def stale_etag_on_adjust(w: World, case: Case) -> Response:
+    body = VALID_BODIES["adjust_stock"]
+    return await w.call(case, {**w.as_editor, "If-Match": '"999"'}, json=body)
+
+
+async def not_enough_stock(w: World, case: Case) -> Response:
+    item = f"/items/{w.item.id}"
+    assert (await w.client.patch(item, headers=w.as_editor, json={"quantity": 2})).is_success
+    return await w.call(case, w.as_editor, json={"delta": -3, "reason": "sold"})
 
 
 async def wrong_password(w: World, case: Case) -> Response:
@@ -217,6 +229,8 @@ PROVOKE: dict[tuple[str, int], Provoke] = {
     ("upload_image", 400): broken_multipart,
     ("upload_image", 415): not_an_image,
     ("update_item", 412): stale_etag,
+    ("adjust_stock", 412): stale_etag_on_adjust,
+    ("adjust_stock", 409): not_enough_stock,
     ("login", 401): wrong_password,
     ("login", 429): throttled_login,
     ("change_my_password", 429): throttled_password_change,

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from api.deps import UserDep
 from api.schemas.common import error_responses
@@ -15,30 +15,17 @@ from api.schemas.users import (
     UserUpdate,
 )
 from api.services import users
-from auth import events
+from auth.audit import OriginDep
 from auth.bearer_first import BearerFirstRoute
 from auth.deps import AdminUser, CurrentUser
 from auth.throttle import ThrottleDep
 from models.session import SessionDep
-from models.user import User
 
 router = APIRouter(prefix="/users", tags=["users"], route_class=BearerFirstRoute)
 
 
 def _out(user: object) -> UserOut:
     return UserOut(user=UserRead.model_validate(user))
-
-
-def _event(event: str, request: Request, actor: User, target: User, **fields: events.Value) -> None:
-    events.emit(
-        event,
-        address=events.client_address(request),
-        user_id=actor.id,
-        username=actor.username,
-        target_user_id=target.id,
-        target_username=target.username,
-        **fields,
-    )
 
 
 @router.get("/me", summary="My profile")
@@ -52,9 +39,11 @@ async def read_me(user: CurrentUser) -> UserOut:
     summary="Update my profile",
     responses=error_responses((409, "A user with this e-mail already exists")),
 )
-async def update_me(user: CurrentUser, data: ProfileUpdate, db: SessionDep) -> UserOut:
+async def update_me(
+    user: CurrentUser, data: ProfileUpdate, db: SessionDep, origin: OriginDep
+) -> UserOut:
     """Only `email` and `full_name`; a role or status cannot be changed here."""
-    return _out(await users.update_profile(db, user, data))
+    return _out(await users.update_profile(db, user, data, origin))
 
 
 @router.post(
@@ -68,12 +57,11 @@ async def change_my_password(
     data: PasswordChange,
     db: SessionDep,
     throttle: ThrottleDep,
-    request: Request,
+    origin: OriginDep,
 ) -> None:
     """Every token issued before, this one included, stops working. Wrong current passwords
     are throttled like failed logins (429 with `Retry-After`)."""
-    await users.change_password(db, throttle, user, data)
-    _event("password_changed", request, user, user)
+    await users.change_password(db, throttle, user, data, origin)
 
 
 @router.get("", summary="List users")
@@ -97,11 +85,10 @@ async def list_users(
     responses=error_responses((409, "A user with this username already exists")),
 )
 async def create_user(
-    admin: AdminUser, data: UserCreate, db: SessionDep, request: Request, response: Response
+    admin: AdminUser, data: UserCreate, db: SessionDep, origin: OriginDep, response: Response
 ) -> UserOut:
     """Usernames and e-mail addresses are unique regardless of case (409)."""
-    user = await users.create(db, data)
-    _event("user_created", request, admin, user, role=user.role.value)
+    user = await users.create(db, data, admin, origin)
     response.headers["Location"] = f"/users/{user.id}"
     return _out(user)
 
@@ -118,19 +105,11 @@ async def read_user(_: AdminUser, user: UserDep) -> UserOut:
     responses=error_responses(404, (409, users.LAST_ADMIN)),
 )
 async def update_user(
-    admin: AdminUser, user: UserDep, data: UserUpdate, db: SessionDep, request: Request
+    admin: AdminUser, user: UserDep, data: UserUpdate, db: SessionDep, origin: OriginDep
 ) -> UserOut:
     """A new password or disabling ends every login of that user. Leaving no active admin
     is refused (409)."""
-    role, active = user.role, user.is_active
-    await users.update(db, user, data)
-    if user.role != role:
-        _event("role_changed", request, admin, user, old=role.value, new=user.role.value)
-    if user.is_active != active:
-        _event("status_changed", request, admin, user, old=active, new=user.is_active)
-    if data.password is not None:
-        _event("password_reset", request, admin, user)
-    return _out(user)
+    return _out(await users.update(db, user, data, admin, origin))
 
 
 @router.delete(
@@ -139,7 +118,6 @@ async def update_user(
     summary="Delete a user",
     responses=error_responses(404, (409, users.LAST_ADMIN)),
 )
-async def delete_user(admin: AdminUser, user: UserDep, db: SessionDep, request: Request) -> None:
+async def delete_user(admin: AdminUser, user: UserDep, db: SessionDep, origin: OriginDep) -> None:
     """The items the user created or changed are kept."""
-    await users.delete(db, user)
-    _event("user_deleted", request, admin, user)
+    await users.delete(db, user, admin, origin)
