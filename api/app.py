@@ -2,12 +2,14 @@
 
 import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp
 
 from api import storage
@@ -26,7 +28,9 @@ from auth.router import router as auth_router
 from auth.secret import get_secret_key
 from auth.throttle import connect_redis
 from models.engine import create_engine, create_sessionmaker
-from models.settings import get_database_settings
+from models.settings import Environment, get_database_settings
+
+log = logging.getLogger("api.app")
 
 DESCRIPTION = """
 Keeps track of stock: items with quantities, users with roles.
@@ -118,6 +122,7 @@ def _add_middleware(app: FastAPI) -> None:
         BodySizeLimit,
         max_json=settings.MAX_JSON_BODY_BYTES,
         max_multipart=settings.MAX_MULTIPART_BODY_BYTES,
+        multipart_paths=("/item-image/",),
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -127,6 +132,15 @@ def _add_middleware(app: FastAPI) -> None:
             allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
             expose_headers=["ETag", "Location", "Retry-After"],
             max_age=600,
+        )
+    if settings.allowed_hosts:
+        app.add_middleware(
+            TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts, www_redirect=False
+        )
+    elif Environment.production == get_database_settings().ENVIRONMENT:
+        log.warning(
+            "ALLOWED_HOSTS is not set: any Host header is accepted, and redirects follow it;"
+            " set it to the names this service is reached by"
         )
     app.add_middleware(SecurityHeaders)
     if settings.GZIP_LEVEL:

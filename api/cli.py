@@ -116,6 +116,8 @@ def serve(args: argparse.Namespace) -> None:
         "uds": args.uds,
         # uvloop, accepting every connection waiting at once (api/listen.py).
         "loop": "api.listen:new_event_loop",
+        # httptools, with deadlines for slow clients and a connection cap (api/protocol.py).
+        "http": "api.protocol:GuardedHttpToolsProtocol",
         "server_header": False,
         "proxy_headers": False,
         # api/request_log.py writes the access log; logging is set up by configure_logging.

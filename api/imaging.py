@@ -7,10 +7,11 @@ Decoding runs in worker threads, a few at a time: it costs memory in proportion 
 """
 
 import asyncio
+import io
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, BinaryIO, cast
 from weakref import WeakKeyDictionary
 
 from anyio import to_thread
@@ -37,17 +38,20 @@ def _limit() -> asyncio.Semaphore:
     return sem
 
 
-async def clean(source: Path, target: Path, max_pixels: int) -> str:
+async def clean(
+    source: Path, target: Path, *, max_pixels: int, max_frames: int, max_bytes: int
+) -> str:
     """Re-encode the image in `source` into `target`; returns the extension of its format.
 
-    Raises UnsupportedMediaType for anything that is not a whole accepted image within
-    `max_pixels` (width x height x frames).
+    Raises UnsupportedMediaType for anything that is not a whole accepted image of at most
+    `max_frames` frames and `max_pixels` pixels (width x height x frames), or whose
+    re-encoded file would be larger than `max_bytes`.
     """
     async with _limit():
-        return await to_thread.run_sync(_clean, source, target, max_pixels)
+        return await to_thread.run_sync(_clean, source, target, max_pixels, max_frames, max_bytes)
 
 
-def _clean(source: Path, target: Path, max_pixels: int) -> str:
+def _clean(source: Path, target: Path, max_pixels: int, max_frames: int, max_bytes: int) -> str:
     too_large = UnsupportedMediaType(
         f"Image too large: at most {max_pixels} pixels (width x height x frames) are"
         f" accepted; send a smaller {ACCEPTED} file"
@@ -55,11 +59,11 @@ def _clean(source: Path, target: Path, max_pixels: int) -> str:
     try:
         with Image.open(source, formats=list(EXTENSIONS)) as im:
             fmt = str(im.format)
-            frames = getattr(im, "n_frames", 1)
+            frames = _frames(im, max_frames)
             width, height = im.size
             if width * height * frames > max_pixels:
                 raise too_large
-            _encode(im, fmt, frames, target)
+            _encode(im, fmt, frames, target, max_bytes)
     except UnsupportedMediaType:
         raise
     except Image.DecompressionBombError:
@@ -76,7 +80,45 @@ def _clean(source: Path, target: Path, max_pixels: int) -> str:
     return EXTENSIONS[fmt]
 
 
-def _encode(im: Image.Image, fmt: str, frames: int, target: Path) -> None:
+def _frames(im: Image.Image, max_frames: int) -> int:
+    """The number of frames, or UnsupportedMediaType past `max_frames`: found by seeking to
+    the first frame too many, never by counting them all (a GIF of 1 x 1 frames holds
+    hundreds of thousands in a few megabytes, and Pillow's count walks through every one)."""
+    if not getattr(im, "is_animated", False):
+        return 1
+    try:
+        im.seek(max_frames)
+    except EOFError:
+        pass
+    else:
+        raise UnsupportedMediaType(
+            f"Too many frames: at most {max_frames} are accepted; send a shorter {ACCEPTED} file"
+        )
+    im.seek(0)
+    return int(getattr(im, "n_frames", 1))
+
+
+class _Capped(io.RawIOBase):
+    """A file that refuses to grow past `limit` bytes: the stored image is held to the upload
+    limit too (re-encoding may inflate a file, an animation's above all)."""
+
+    def __init__(self, out: BinaryIO, limit: int) -> None:
+        self.out, self.limit, self.size = out, limit, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise UnsupportedMediaType(
+                f"Image too large once cleaned: over {self.limit} bytes; send a smaller"
+                f" {ACCEPTED} file"
+            )
+        return self.out.write(data)
+
+
+def _encode(im: Image.Image, fmt: str, frames: int, target: Path, max_bytes: int) -> None:
     options: dict[str, Any] = {}
     if icc := im.info.get("icc_profile"):
         options["icc_profile"] = icc  # colours, not facts about the photo
@@ -86,6 +128,8 @@ def _encode(im: Image.Image, fmt: str, frames: int, target: Path) -> None:
     elif fmt == "WEBP":
         options.update(quality=90)
     if frames > 1:
+        # Bounded by max_frames and max_pixels: Pillow's GIF and APNG writers hold every
+        # frame until the file is written (they compare each with the one before) anyway.
         pictures = [_pixels_only(frame.copy()) for frame in ImageSequence.Iterator(im)]
         first = pictures[0]
         options.update(
@@ -100,7 +144,7 @@ def _encode(im: Image.Image, fmt: str, frames: int, target: Path) -> None:
         ImageOps.exif_transpose(im, in_place=True)
         first = _pixels_only(im)
     with target.open("wb") as out:
-        first.save(out, fmt, **options)
+        first.save(cast(IO[bytes], _Capped(out, max_bytes)), fmt, **options)
         out.flush()
         os.fsync(out.fileno())
 

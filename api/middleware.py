@@ -52,25 +52,29 @@ class BodyTooLarge(HTTPException):
 class BodySizeLimit:
     """413 for a body over the limit: at once by Content-Length, else as the bytes arrive.
 
-    multipart/form-data (uploads) gets its own, larger limit; everything else the JSON one.
+    The upload route (a PATCH under `multipart_paths`) gets the multipart limit; every other
+    route the JSON one, whatever its Content-Type says.
     """
 
-    def __init__(self, app: ASGIApp, *, max_json: int, max_multipart: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_json: int, max_multipart: int, multipart_paths: tuple[str, ...]
+    ) -> None:
         self.app = app
         self.max_json = max_json
         self.max_multipart = max_multipart
+        self.multipart_paths = multipart_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = self.max_json
+        if scope["method"] == "PATCH" and scope["path"].startswith(self.multipart_paths):
+            limit = self.max_multipart
         declared = b""
         for name, value in scope["headers"]:
             if name == b"content-length":
                 declared = value
-            elif name == b"content-type" and value[:19].lower() == b"multipart/form-data":
-                limit = self.max_multipart
         if declared.isdigit() and int(declared) > limit:
             await _too_large(send)
             return

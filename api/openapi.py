@@ -43,7 +43,7 @@ TAGS: dict[str, str] = {
 }
 
 # Operation ids (route names) that answer 429 when throttled.
-THROTTLED = frozenset({"login"})
+THROTTLED = frozenset({"login", "change_my_password"})
 
 # status: (description, example detail). Each example is what the implied error answers
 # (400: broken multipart framing; 401: no token; 404: "<Thing> not found" from the path); a

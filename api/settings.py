@@ -28,18 +28,33 @@ class ApiSettings(SharedSettings):
     MAX_UPLOAD_BYTES: int = Field(default=5 * 1024 * 1024, ge=1)
     # Width x height x frames; larger images are refused before they are decoded.
     MAX_IMAGE_PIXELS: int = Field(default=25_000_000, ge=1)
+    # Frames of an animated image; more are refused before any is decoded.
+    MAX_IMAGE_FRAMES: int = Field(default=300, ge=1, le=100_000)
 
-    # Request bodies larger than this are refused with 413 (every route; multipart uploads
-    # have MAX_MULTIPART_BODY_BYTES instead, and their own per-file limit).
+    # Request bodies larger than this are refused with 413 (every route, whatever the
+    # Content-Type; the upload route has MAX_MULTIPART_BODY_BYTES instead, and its per-file
+    # limit).
     MAX_JSON_BODY_BYTES: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
-    # Sanity cap for a whole multipart/form-data request; keep it above MAX_UPLOAD_BYTES.
+    # Sanity cap for a whole upload request; keep it above MAX_UPLOAD_BYTES.
     MAX_MULTIPART_BODY_BYTES: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3)
+    # Slow or idle clients (`inventory serve`, api/protocol.py): a request head must be
+    # complete this long after the connection opens or the request starts, and a body may not
+    # pause longer than BODY_TIMEOUT_SECONDS; either closes the connection.
+    HEADER_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0, le=3600)
+    BODY_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0, le=3600)
+    # Open connections per worker; one more is answered 503 and closed at once. Keep it well
+    # under the process's file descriptor limit (`ulimit -n`, often 1024).
+    MAX_CONNECTIONS_PER_WORKER: int = Field(default=800, ge=1, le=1_000_000)
     # Browser origins allowed to call the API, comma-separated (e.g.
     # https://app.example.com,https://admin.example.com). Empty: CORS stays closed.
     CORS_ORIGINS: str = ""
     # `inventory serve --workers N`: seconds the supervisor waits for a worker to answer its
     # health check (when starting and then every half second) before killing it.
     WORKER_HEALTHCHECK_TIMEOUT: int = Field(default=30, ge=1, le=600)
+    # Host names the service answers to, comma-separated (e.g. inventory.example.com; a
+    # leading "*." allows subdomains); others get 400. Empty: any (a warning in production,
+    # where a forged Host header can steer redirects).
+    ALLOWED_HOSTS: str = ""
     # Proxies whose X-Forwarded-For/-Proto are believed, comma-separated addresses or networks
     # (e.g. 127.0.0.1,10.0.0.0/8); `unix` for peers on `inventory serve --uds`. Empty: none.
     TRUSTED_PROXIES: str = ""
@@ -54,6 +69,10 @@ class ApiSettings(SharedSettings):
     @classmethod
     def _level_in_any_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        return [h.strip().lower() for h in self.ALLOWED_HOSTS.split(",") if h.strip()]
 
     @property
     def trusted_proxies(self) -> list[str]:

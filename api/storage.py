@@ -96,7 +96,7 @@ def prepare_folder() -> None:
     folder = settings.upload_dir
     if settings.UPLOAD_DIR is None:
         with suppress(OSError):  # reported by the first upload instead
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     elif not folder.is_dir():
         log.error("UPLOAD_DIR %s does not exist; image uploads answer 503 until it does", folder)
 

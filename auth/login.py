@@ -55,20 +55,21 @@ async def log_in(
     """`authenticate`, behind the login throttle, then a new login session; each outcome
     logged.
 
-    A throttled attempt is refused before any password check (cheap, and no guess is judged).
-    A failure is counted, and its 401 still commits that count (KeepChanges).
+    The attempt is counted before the password is judged (the throttle's reservation commits
+    at once), so concurrent guesses cannot outrun the limit; a throttled attempt is refused
+    before any password check. A failure keeps its count (and its audit record commits with
+    the 401: KeepChanges); a success takes the count back.
     """
     address = origin.address or "unknown"
-    # The reads before the hash (throttle counts, the account) need no transaction around
-    # them: no BEGIN and no ROLLBACK round trip.
-    await use_autocommit(db)
     try:
-        await throttle.check(username, address)
+        attempt = await throttle.reserve(username, address)
     except LoginThrottled as exc:
         events.emit(
             "login_throttled", address=address, username=username, retry_after=exc.retry_after
         )
         raise
+    # The account is read outside a transaction: no BEGIN and no ROLLBACK round trip.
+    await use_autocommit(db)
     try:
         verified: Verified | None = await authenticate(db, username, password)
     except NotAuthenticated:
@@ -77,7 +78,6 @@ async def log_in(
     # one writer's turn while it hashes.
     await begin_write(db)
     if verified is None:
-        await throttle.failed(username, address)
         await audit.record(db, "auth.login_failed", None, None, {}, origin)
         raise NotAuthenticatedKeepChanges(BAD_CREDENTIALS)
     if verified.new_hash:
@@ -87,7 +87,7 @@ async def log_in(
             .values(password_hash=verified.new_hash)
             .execution_options(synchronize_session=False)
         )
-    await throttle.succeeded(username, address)
+    await throttle.succeeded(attempt)
     pair = await sessions.start(db, verified.user_id)
     if pair is None:  # disabled or deleted while the hash was checked: all of it rolls back
         raise NotAuthenticated(BAD_CREDENTIALS)

@@ -5,6 +5,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from auth import sessions
 from auth.audit import OriginDep
+from auth.bearer_first import BearerFirstRoute
 from auth.deps import CurrentUser, PrincipalDep
 from auth.errors import INVALID_REFRESH, NOT_AUTHENTICATED
 from auth.login import BAD_CREDENTIALS, log_in
@@ -20,18 +21,20 @@ def _401(detail: str) -> dict[int | str, dict[str, Any]]:
     return {401: {"description": "Bad credentials or token", "content": example}}
 
 
-_429: dict[int | str, dict[str, Any]] = {
+THROTTLED: dict[int | str, dict[str, Any]] = {
     429: {
-        "description": "Too many failed logins; `Retry-After` says how many seconds to wait",
+        "description": "Too many failed attempts; `Retry-After` says how many seconds to wait",
         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
     }
 }
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=BearerFirstRoute)
 
 
 @router.post(
-    "/token", summary="Log in (OAuth2 password flow)", responses={**_401(BAD_CREDENTIALS), **_429}
+    "/token",
+    summary="Log in (OAuth2 password flow)",
+    responses={**_401(BAD_CREDENTIALS), **THROTTLED},
 )
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
@@ -76,7 +79,8 @@ async def logout(
     body: Annotated[LogoutRequest | None, Body()] = None,
     all_devices: Annotated[bool, Query(alias="all", description="End every login")] = False,
 ) -> None:
-    """End this login (and the one of `refresh_token`, if given); `?all=true` ends them all."""
+    """End this login (and the one of `refresh_token`, if it is one of the caller's; any other
+    is ignored); `?all=true` ends them all."""
     refresh_token = body.refresh_token if body else None
     await sessions.log_out(
         db, principal.user, principal.session_id, refresh_token, all_devices, origin

@@ -13,9 +13,13 @@ an attacker cannot extend a lock-out by hammering it. A successful login clears 
 username's and the pair's counts, never the address's (else one valid account would reset
 a sprayer's count).
 
-Counts live in the database (table `login_failures`, written in the request's transaction)
-or, when REDIS_URL is set, in Redis sorted sets. Concurrent failures may overshoot a limit by
-the number of requests in flight; the window still closes.
+Counts live in the database (table `login_failures`) or, when REDIS_URL is set, in Redis
+sorted sets. An attempt is counted *before* its password is judged: `reserve` checks every
+rule and records the attempt under each key in one atomic step shared by every worker and
+instance (a short transaction of its own under per-key locks, or one Lua script in Redis), so
+a burst of concurrent guesses judges at most the limit: there is no slack. A failure keeps its
+reservation; a success releases it (and clears the pair's and the username's counts).
+An attempt that dies between the two (a dropped connection) stays counted, on the safe side.
 """
 
 import hashlib
@@ -23,68 +27,152 @@ import hmac
 import math
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.errors import LoginThrottled
 from auth.secret import get_secret_key
 from auth.settings import get_auth_settings
+from models.engine import begin_write
 from models.login_failure import LoginFailure
-from models.session import ReadFirstSessionDep
+from models.session import ReadFirstSessionDep, SessionDep
 
 Clock = Callable[[], float]
 
 
+class WindowFull(Exception):
+    """A key holds its limit of attempts; `until` is when the window has room again."""
+
+    def __init__(self, until: float) -> None:
+        self.until = until
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    keys: tuple[str, ...]
+    handle: tuple[str, ...]  # what the store needs to take it back (row ids, or a member)
+    others: bool  # other attempts were counted under these keys already
+
+
 class ThrottleStore(Protocol):
-    """Failure timestamps (seconds since the epoch) under opaque keys."""
+    """Attempt timestamps (seconds since the epoch) under opaque keys."""
 
-    async def newest(self, keys: Sequence[str], since: float) -> dict[str, list[float]]:
-        """Each key's timestamps after `since`, newest first (keys without any left out)."""
+    async def reserve(self, limits: Mapping[str, int], now: float, window: float) -> Reservation:
+        """Atomically: raise WindowFull if a key holds its limit of attempts after
+        `now - window`, else count one attempt under each key. Forget what left the window."""
 
-    async def add(self, keys: Sequence[str], at: float, window: float) -> None:
-        """Record one failure under each key; forget what is older than `window`."""
+    async def release(self, reservation: Reservation) -> None:
+        """Take the attempt back (it succeeded)."""
 
     async def clear(self, keys: Sequence[str]) -> None: ...
 
 
-# Built once: every login runs it.
+def _until(times: Sequence[float], limit: int, window: float) -> float | None:
+    """When a key with these timestamps (newest first) has room again; None if it has now."""
+    return times[limit - 1] + window if len(times) >= limit else None
+
+
+# Built once: every login runs them.
 _NEWEST = (
     select(LoginFailure.key, LoginFailure.at)
     .where(LoginFailure.key.in_(bindparam("keys", expanding=True)))
     .where(LoginFailure.at > bindparam("since"))
     .order_by(LoginFailure.at.desc())
 )
+# Old rows are pruned by whichever attempt comes along; rows another one is pruning are left
+# to it (SKIP LOCKED on PostgreSQL), so two pruners never wait for, or deadlock on, each other.
+_OLD = select(LoginFailure.id).where(LoginFailure.at <= bindparam("cut"))
+_PRUNE = delete(LoginFailure).where(
+    LoginFailure.id.in_(_OLD.with_for_update(skip_locked=True).scalar_subquery())
+)
+# One transaction-scoped advisory lock per key, taken in ascending order (so two attempts
+# sharing keys cannot deadlock): attempts under the same key take turns.
+_LOCK_KEYS = text(
+    "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:locks AS bigint[])) AS t(k)"
+)
 
 
 class DatabaseStore:
-    """Counts in `login_failures`, in the request's transaction (the 401 commits them)."""
+    """Counts in `login_failures`.
+
+    A reservation is a short write transaction of its own, committed before the password is
+    judged (the one place a request commits early: other workers must see it). On SQLite it
+    runs in the database's one writer's turn; on PostgreSQL under an advisory lock per key.
+    Release and clear are written in the request's transaction.
+    """
 
     def __init__(self, db: AsyncSession) -> None:
         self.db = db
 
-    async def newest(self, keys: Sequence[str], since: float) -> dict[str, list[float]]:
-        # One query for every rule: a login pays one round trip, however many rules there are.
-        # A key holds at most its limit within the window (throttled attempts are not counted).
-        rows = await self.db.execute(_NEWEST, {"keys": list(keys), "since": _dt(since)})
-        found: dict[str, list[float]] = {}
-        for key, at in rows:
-            found.setdefault(key, []).append(at.timestamp())
-        return found
+    async def reserve(self, limits: Mapping[str, int], now: float, window: float) -> Reservation:
+        db = self.db
+        writing = db.in_transaction()  # a write request's transaction goes on after this one
+        if not writing:
+            await begin_write(db)
+        keys = list(limits)
+        try:
+            if db.get_bind().dialect.name == "postgresql":
+                locks = sorted(int(key[:15], 16) for key in keys)
+                await db.execute(_LOCK_KEYS, {"locks": locks})
+            await db.execute(_PRUNE, {"cut": _dt(now - window)})
+            found: dict[str, list[float]] = {}
+            for key, at in await db.execute(_NEWEST, {"keys": keys, "since": _dt(now - window)}):
+                found.setdefault(key, []).append(at.timestamp())
+            full = [_until(found.get(k, []), limit, window) for k, limit in limits.items()]
+            if any(u is not None for u in full):
+                await db.commit()  # keep the pruning; count nothing
+                raise WindowFull(max(u for u in full if u is not None))
+            rows = await db.execute(
+                insert(LoginFailure).returning(LoginFailure.id),
+                [{"key": key, "at": _dt(now)} for key in keys],
+            )
+            handle = tuple(str(i) for i in rows.scalars())
+            await db.commit()
+        except BaseException:
+            await db.rollback()
+            raise
+        finally:
+            if writing:
+                await begin_write(db)
+        return Reservation(tuple(keys), handle, bool(found))
 
-    async def add(self, keys: Sequence[str], at: float, window: float) -> None:
-        await self.db.execute(delete(LoginFailure).where(LoginFailure.at <= _dt(at - window)))
-        self.db.add_all(LoginFailure(key=key, at=_dt(at)) for key in keys)
-        await self.db.flush()
+    async def release(self, reservation: Reservation) -> None:
+        ids = [int(i) for i in reservation.handle]
+        await self.db.execute(delete(LoginFailure).where(LoginFailure.id.in_(ids)))
 
     async def clear(self, keys: Sequence[str]) -> None:
         await self.db.execute(delete(LoginFailure).where(LoginFailure.key.in_(keys)))
+
+
+# KEYS: the keys; ARGV: now, window, member, then each key's limit. Returns {} when the attempt
+# is counted, else the times at which each full key has room again.
+_RESERVE = """
+local now, window, member = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local full, others = {}, 0
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local limit = tonumber(ARGV[3 + i])
+  local count = redis.call('ZCARD', key)
+  others = others + count
+  if count >= limit then
+    local nth = redis.call('ZREVRANGE', key, limit - 1, limit - 1, 'WITHSCORES')
+    table.insert(full, nth[2])
+  end
+end
+if #full > 0 then return {0, full} end
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, member)
+  redis.call('EXPIRE', key, math.ceil(window) + 1)
+end
+return {1, others}
+"""
 
 
 class RedisStore:
@@ -94,25 +182,20 @@ class RedisStore:
         self.redis = redis
         self.prefix = f"{prefix}login-failures:"
 
-    async def newest(self, keys: Sequence[str], since: float) -> dict[str, list[float]]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.zrevrangebyscore(self.prefix + key, "+inf", f"({since}", withscores=True)
-            answers = await pipe.execute()
-        return {
-            key: [float(score) for _member, score in found]
-            for key, found in zip(keys, answers, strict=True)
-            if found
-        }
+    async def reserve(self, limits: Mapping[str, int], now: float, window: float) -> Reservation:
+        member = f"{now}:{secrets.token_hex(8)}"  # unique, so equal timestamps both count
+        names = [self.prefix + key for key in limits]
+        args: list[str | float] = [now, window, member, *limits.values()]
+        answer = self.redis.eval(_RESERVE, len(names), *names, *args)
+        counted, detail = await answer
+        if not counted:
+            raise WindowFull(max(float(t) + window for t in detail))
+        return Reservation(tuple(limits), (member,), int(detail) > 0)
 
-    async def add(self, keys: Sequence[str], at: float, window: float) -> None:
-        member = f"{at}:{secrets.token_hex(4)}"  # unique, so equal timestamps both count
+    async def release(self, reservation: Reservation) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            for key in keys:
-                name = self.prefix + key
-                pipe.zadd(name, {member: at})
-                pipe.zremrangebyscore(name, "-inf", at - window)
-                pipe.expire(name, math.ceil(window) + 1)
+            for key in reservation.keys:
+                pipe.zrem(self.prefix + key, *reservation.handle)
             await pipe.execute()
 
     async def clear(self, keys: Sequence[str]) -> None:
@@ -121,6 +204,14 @@ class RedisStore:
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A counted attempt: kept if it fails, released by `LoginThrottle.succeeded`."""
+
+    reservation: Reservation
+    forget: tuple[str, ...]  # keys whose counts a success clears
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +226,6 @@ class LoginThrottle:
         self.store = store
         self.clock = clock
         self.window = float(s.LOGIN_THROTTLE_WINDOW_SECONDS)
-        self._seen_failures = True  # until check() has looked
         self.rules = [
             Rule(name, limit)
             for name, limit in (
@@ -145,37 +235,50 @@ class LoginThrottle:
             )
             if limit > 0
         ]
+        # A password change is judged like a login, counted per user (the pair's limit).
+        self.password_limit = s.LOGIN_FAILURES_PER_PAIR
 
-    async def check(self, username: str, address: str) -> None:
-        """Raise LoginThrottled if any rule's window is full."""
+    async def reserve(self, username: str, address: str) -> Attempt | None:
+        """Count a login attempt before it is judged; LoginThrottled if a rule's window is
+        full (nothing is counted then). None when every rule is off."""
+        name = username.strip().lower()
+        subjects = {"pair": f"{name}\0{address}", "username": name, "address": address}
+        keys = {r.name: _key(r.name, subjects[r.name]) for r in self.rules}
+        limits = {keys[r.name]: r.limit for r in self.rules}
+        # A success forgets the failures before it, but the address's (else one valid
+        # account would reset a sprayer's count).
+        forget = tuple(k for name, k in keys.items() if name != "address")
+        return await self._reserve(limits, forget)
+
+    async def reserve_password_change(self, user_id: int) -> Attempt | None:
+        """Count an attempt at the current password of `user_id` (POST /users/me/password)."""
+        if self.password_limit <= 0:
+            return None
+        key = _key("password", str(user_id))
+        return await self._reserve({key: self.password_limit}, (key,))
+
+    async def _reserve(self, limits: dict[str, int], forget: tuple[str, ...]) -> Attempt | None:
+        if not limits:
+            return None
         now = self.clock()
-        keys = {rule: _key(rule.name, username, address) for rule in self.rules}
-        found = await self.store.newest(list(keys.values()), now - self.window) if keys else {}
-        self._seen_failures = bool(found)
-        wait = 0.0
-        for rule, key in keys.items():
-            times = found.get(key, [])
-            if len(times) >= rule.limit:
-                # The window lets one through once the limit-th newest failure leaves it.
-                wait = max(wait, times[rule.limit - 1] + self.window - now)
-        if wait > 0:
-            raise LoginThrottled(max(1, math.ceil(wait)))
+        try:
+            reservation = await self.store.reserve(limits, now, self.window)
+        except WindowFull as full:
+            # The window lets one through once the limit-th newest attempt leaves it.
+            raise LoginThrottled(max(1, math.ceil(full.until - now))) from None
+        return Attempt(reservation, forget)
 
-    async def failed(self, username: str, address: str) -> None:
-        keys = [_key(rule.name, username, address) for rule in self.rules]
-        if keys:
-            await self.store.add(keys, self.clock(), self.window)
-
-    async def succeeded(self, username: str, address: str) -> None:
-        if not self._seen_failures:  # nothing to clear: spare the write
+    async def succeeded(self, attempt: Attempt | None) -> None:
+        """The attempt was right: take it back and forget the failures before it."""
+        if attempt is None:
             return
-        await self.store.clear([_key(name, username, address) for name in ("pair", "username")])
+        await self.store.release(attempt.reservation)
+        if attempt.reservation.others:  # nothing else to clear otherwise: spare the write
+            await self.store.clear(attempt.forget)
 
 
-def _key(rule: str, username: str, address: str) -> str:
+def _key(rule: str, subject: str) -> str:
     """An opaque key: HMAC of the rule and its subject, so no typed username is stored."""
-    name = username.strip().lower()
-    subject = {"pair": f"{name}\0{address}", "username": name, "address": address}[rule]
     message = f"{rule}\0{subject}".encode()
     return hmac.new(get_secret_key().encode(), message, hashlib.sha256).hexdigest()
 
@@ -191,9 +294,7 @@ def get_clock() -> Clock:
     return time.time
 
 
-async def get_login_throttle(
-    request: Request, db: ReadFirstSessionDep, clock: Annotated[Clock, Depends(get_clock)]
-) -> LoginThrottle:
+def _throttle(request: Request, db: AsyncSession, clock: Clock) -> LoginThrottle:
     redis: Redis | None = getattr(request.app.state, "login_throttle_redis", None)
     store: ThrottleStore = (
         RedisStore(redis, get_auth_settings().REDIS_KEY_PREFIX)
@@ -203,4 +304,18 @@ async def get_login_throttle(
     return LoginThrottle(store, clock)
 
 
+async def get_login_throttle(
+    request: Request, db: ReadFirstSessionDep, clock: Annotated[Clock, Depends(get_clock)]
+) -> LoginThrottle:
+    return _throttle(request, db, clock)
+
+
+async def get_throttle(
+    request: Request, db: SessionDep, clock: Annotated[Clock, Depends(get_clock)]
+) -> LoginThrottle:
+    """The throttle on a write request's own session (a password change)."""
+    return _throttle(request, db, clock)
+
+
 LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
+ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]

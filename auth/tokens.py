@@ -13,6 +13,8 @@ from models.base import utcnow
 
 ALGORITHM = "HS256"
 _REQUIRED = ("sub", "exp", "iat", "jti", "typ", "sid")
+# Ids are positive 32-bit integers (as the tables and the API say).
+MAX_ID = 2**31 - 1
 
 
 class TokenType(StrEnum):
@@ -59,8 +61,20 @@ def decode(token: str, expected: TokenType) -> Claims:
         if any(k not in payload for k in _REQUIRED) or payload["typ"] != expected.value:
             raise InvalidToken
         sub, sid, jti, exp = payload["sub"], payload["sid"], payload["jti"], payload["exp"]
-        if not (isinstance(sid, str) and isinstance(jti, str) and sub.isdigit()):
+        if not (isinstance(sid, str) and isinstance(jti, str)):
             raise InvalidToken
-        return Claims(int(sub), sid, expected, jti, datetime.fromtimestamp(exp, utcnow().tzinfo))
+        return Claims(
+            _user_id(sub), sid, expected, jti, datetime.fromtimestamp(exp, utcnow().tzinfo)
+        )
     except (JWTError, KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
         raise InvalidToken from exc
+
+
+def _user_id(sub: object) -> int:
+    """The subject as this service writes it: ASCII digits, no leading zero, within the id
+    range (`str.isdigit` also takes "٢" or "²", and thirty nines overflow the database)."""
+    if not (isinstance(sub, str) and 0 < len(sub) <= 10 and sub.isascii() and sub.isdigit()):
+        raise InvalidToken
+    if sub[0] == "0" or int(sub) > MAX_ID:
+        raise InvalidToken
+    return int(sub)

@@ -1,3 +1,6 @@
+import contextlib
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,8 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     engine = create_async_engine(
         url,
         echo=settings.DB_ECHO,
+        # Echo shows the statements, never their values (password hashes, tokens' digests).
+        hide_parameters=True,
         poolclass=FairQueuePool,
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
@@ -75,11 +80,12 @@ def _lower(value: object) -> object:
 def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _private_database(Path(database))
     engine = create_async_engine(
         url,
         module=OneTripDBAPI(),
         echo=settings.DB_ECHO,
+        hide_parameters=True,
         poolclass=FairQueuePool,
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
@@ -129,6 +135,18 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
         _begin_with_next_statement(conn, "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _private_database(path: Path) -> None:
+    """The database holds password hashes: its folder (when created here) and its files are
+    the service's user's alone. SQLite gives the -wal and -shm files the database's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))  # an empty file is a new database
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):  # gone, or not ours to change
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & 0o077:
+                file.chmod(mode & 0o700)
 
 
 def _begin_with_next_statement(conn: Connection, begin: str) -> None:

@@ -15,7 +15,7 @@ class KeepChanges(Exception):
     """Mixed into an exception class: the request fails, yet what it flushed is committed.
 
     For writes that must outlive the refusal they cause: a login revoked because its
-    refresh token was replayed, a failed login counted by the throttle.
+    refresh token was replayed.
     """
 
 

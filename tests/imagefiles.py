@@ -114,3 +114,13 @@ def names(folder: Path) -> list[str]:
     """The file names in a folder (created if missing), sorted."""
     folder.mkdir(parents=True, exist_ok=True)
     return sorted(p.name for p in folder.iterdir())
+
+
+def tiny_frames_gif(frames: int) -> bytes:
+    """A 1 x 1 GIF of `frames` frames, alternating black and white (so none merges with the
+    one before), written by hand: about 23 bytes a frame, whatever their number."""
+    head = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff"
+    control = b"\x21\xf9\x04\x00\x0a\x00\x00\x00"  # 100 ms a frame
+    place = b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00"
+    pixel = (b"\x02\x02\x44\x01\x00", b"\x02\x02\x4c\x01\x00")  # LZW of colour 0, colour 1
+    return head + b"".join(control + place + pixel[n % 2] for n in range(frames)) + b"\x3b"

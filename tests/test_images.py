@@ -539,3 +539,63 @@ async def test_openapi_declares_the_upload_body_and_errors(client: AsyncClient) 
     static = paths["/static/{file}"]["get"]
     assert {"200", "304", "404"} <= set(static["responses"])
     assert "security" not in static
+
+
+def _set(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+    from api.settings import get_api_settings
+
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    get_api_settings.cache_clear()
+
+
+async def test_frames_past_the_cap_are_refused(
+    client: AsyncClient,
+    db: AsyncSession,
+    editor: dict[str, str],
+    item: Item,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    _set(monkeypatch, MAX_IMAGE_FRAMES="5")
+    before = img.snapshot(tmp_path)
+    status, body = await upload(client, item.id, editor, img.tiny_frames_gif(6))
+    assert status == 415, body
+    assert body == {
+        "detail": f"Too many frames: at most 5 are accepted; send a shorter {ACCEPTED} file"
+    }
+    assert img.snapshot(tmp_path) == before
+    assert await row(db, item.id) == (None, item.version)
+    status, _ = await upload(client, item.id, editor, img.tiny_frames_gif(5))
+    assert status == 200
+
+
+async def test_an_animation_bomb_of_tiny_frames_is_refused(
+    client: AsyncClient, db: AsyncSession, editor: dict[str, str], item: Item, tmp_path: Path
+) -> None:
+    """Issue 14, point 3: 1 x 1 frames by the hundred thousand passed the pixel cap and took a
+    minute of CPU and a gigabyte to re-encode. The default frame cap refuses them unread."""
+    before = img.snapshot(tmp_path)
+    status, body = await upload(client, item.id, editor, img.tiny_frames_gif(100_000))
+    assert status == 415, body
+    assert "Too many frames: at most 300" in body["detail"]
+    assert img.snapshot(tmp_path) == before
+    assert await row(db, item.id) == (None, item.version)
+
+
+async def test_the_stored_file_is_held_to_the_upload_limit(
+    client: AsyncClient,
+    db: AsyncSession,
+    editor: dict[str, str],
+    item: Item,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    content = img.tiny_frames_gif(200)  # re-encoded, about half as large again
+    _set(monkeypatch, MAX_UPLOAD_BYTES=str(len(content) + 100))
+    before = img.snapshot(tmp_path)
+    status, body = await upload(client, item.id, editor, content)
+    assert status == 415, body
+    assert body["detail"].startswith(f"Image too large once cleaned: over {len(content) + 100}")
+    assert img.snapshot(tmp_path) == before
+    assert await row(db, item.id) == (None, item.version)

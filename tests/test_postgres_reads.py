@@ -57,7 +57,7 @@ async def test_writes_still_run_in_a_transaction(
     assert len(begins) == 1
 
 
-async def test_a_login_begins_one_transaction_its_write(
+async def test_a_login_begins_two_transactions_the_throttles_and_its_write(
     client: AsyncClient, db: AsyncSession, begins: list[object]
 ) -> None:
     user = await make_user(db, Role.viewer)
@@ -66,4 +66,6 @@ async def test_a_login_begins_one_transaction_its_write(
     r = await client.post("/token", data={"username": user.username, "password": PASSWORD})
 
     assert r.status_code == 200, r.text
-    assert len(begins) == 1  # the new login's; the throttle and account reads began none
+    # The throttle's reservation, committed before the hash (issue 14, point 1), and the new
+    # login's; the account read began none.
+    assert len(begins) == 2

@@ -1,5 +1,6 @@
 """Startup refusals in production, the development key file, and the SQLite pragmas."""
 
+import secrets
 import stat
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -84,7 +85,7 @@ async def test_production_app_refuses_to_start(
 async def test_production_starts_with_a_strong_key(
     environment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key = "a-32-byte-key-nobody-has-seen-yet!"
+    key = secrets.token_urlsafe(32)  # a typed one ("a-32-byte-key-…") is refused now
     production(monkeypatch, key)
     await start(create_app())
     assert get_secret_key() == key

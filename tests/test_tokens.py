@@ -308,6 +308,31 @@ async def test_forged_token_cannot_write(
     assert await snapshot(db) == before
 
 
+@pytest.mark.parametrize(
+    "sub",
+    [
+        lambda user_id: "9" * 30,  # past any id: an integer overflow in the query (500)
+        lambda user_id: str(user_id).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")),
+        lambda user_id: str(user_id).translate(str.maketrans("0123456789", "０１２３４５６７８９")),
+        lambda user_id: f"0{user_id}",
+        lambda user_id: f"+{user_id}",
+        lambda user_id: str(2**31),
+    ],
+    ids=["thirty nines", "arabic-indic digits", "fullwidth digits", "leading zero", "plus", "2^31"],
+)
+async def test_subject_must_be_plain_ascii_digits_within_the_id_range(
+    client: AsyncClient, db: AsyncSession, pair: tuple[str, str], sub: Callable[[int], str]
+) -> None:
+    """Issue 14, point 10: `str.isdigit` let "٢" through as user 2; thirty nines were a 500."""
+    claims = fresh_claims(pair[0])
+    claims["sub"] = sub(int(claims["sub"]))
+    token = hand_made({"alg": "HS256", "typ": "JWT"}, claims, hmac_key=_real_key())
+    before = await snapshot(db)
+    assert_401(await client.post("/items", json=ITEM, headers=bearer(token)))
+    assert_401(await me(client, token))
+    assert await snapshot(db) == before
+
+
 async def test_tampered_payload_is_401(
     client: AsyncClient, db: AsyncSession, pair: tuple[str, str]
 ) -> None:
@@ -626,25 +651,28 @@ async def test_logout_all_ends_every_login_of_the_user_only(
     assert all(s.revoked_at is None for s in await sessions_of(db, bystander))
 
 
-async def test_logout_with_another_users_refresh_token_is_401_and_revokes_nothing(
+async def test_logout_with_another_users_refresh_token_ends_only_the_callers_login(
     client: AsyncClient, db: AsyncSession, user: User, pair: tuple[str, str]
 ) -> None:
+    """Issue 14, point 12: the foreign token made it a 401 that kept the caller logged in."""
     other = await make_user(db)
     other_access, other_refresh = await login_pair(db, other)
     r = await client.post("/logout", json={"refresh_token": other_refresh}, headers=bearer(pair[0]))
-    assert_401(r)
-    assert all(s.revoked_at is None for s in await sessions_of(db, user))
+    assert r.status_code == 204
+    assert [s.revoked_at is not None for s in await sessions_of(db, user)] == [True]
     assert all(s.revoked_at is None for s in await sessions_of(db, other))
-    assert (await me(client, pair[0])).status_code == 200
+    assert_401(await me(client, pair[0]))
     assert (await me(client, other_access)).status_code == 200
+    assert (await refresh(client, other_refresh)).status_code == 200  # ignored, still valid
 
 
-async def test_logout_with_garbage_refresh_token_is_401_and_revokes_nothing(
+async def test_logout_with_garbage_refresh_token_ends_the_callers_login(
     client: AsyncClient, db: AsyncSession, user: User, pair: tuple[str, str]
 ) -> None:
     r = await client.post("/logout", json={"refresh_token": "garbage"}, headers=bearer(pair[0]))
-    assert_401(r)
-    assert all(s.revoked_at is None for s in await sessions_of(db, user))
+    assert r.status_code == 204
+    assert [s.revoked_at is not None for s in await sessions_of(db, user)] == [True]
+    assert_401(await me(client, pair[0]))
 
 
 async def test_logout_without_token_is_401(client: AsyncClient) -> None:

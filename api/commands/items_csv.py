@@ -48,10 +48,17 @@ _LOOKUP_CHUNK = 500  # skus per SELECT … IN (…)
 _CREATE_BATCH = 500  # new items sent to the database at once
 _WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
+# A spreadsheet runs a cell that starts with = + - @ (or tab, CR) as a formula: the export
+# writes such text cells with a leading ' (OWASP's advice for CSV injection). Text already
+# starting with quotes before one of them gets one more, so the import undoes it exactly.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+TEXT_COLUMNS = frozenset({"sku", "name", "description"})
+
 FORMAT = """\
 File format: UTF-8 CSV with a header row naming the columns
   sku, name, quantity, description   (name and quantity required; any order)
-Empty cells mean "none"."""
+Empty cells mean "none". A text cell written '= (or '+ '- '@) is read without its ',
+as `inventory export` writes text a spreadsheet would run as a formula."""
 
 
 def register(sub: SubParsers) -> None:
@@ -107,6 +114,14 @@ def register(sub: SubParsers) -> None:
 
 
 # --- export ---------------------------------------------------------------------------------
+
+
+def _defused(cell: str) -> str:
+    return "'" + cell if _FORMULA.match(cell) else cell
+
+
+def _restored(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and _FORMULA.match(cell, 1) else cell
 
 
 def export_items(args: argparse.Namespace) -> None:
@@ -195,6 +210,8 @@ def _cell(value: object) -> str:
         return ""
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, str):
+        return _defused(value)
     return str(value)
 
 
@@ -250,7 +267,11 @@ def _header(cells: list[str]) -> list[str]:
 def _row(line: int, header: list[str], cells: list[str]) -> Row:
     if len(cells) != len(header):
         raise CommandError(f"line {line}: {len(cells)} cells, the header has {len(header)}")
-    values: dict[str, object] = {k: v for k, v in zip(header, cells, strict=True) if v != ""}
+    values: dict[str, object] = {
+        k: _restored(v) if k in TEXT_COLUMNS else v
+        for k, v in zip(header, cells, strict=True)
+        if v != ""
+    }
     quantity = str(values.get("quantity", "")).strip()
     if quantity and _WHOLE_NUMBER.fullmatch(quantity):
         values["quantity"] = int(quantity)

@@ -12,10 +12,11 @@ from api.schemas.common import error_responses
 from api.schemas.items import ItemOut, ItemRead
 from api.services import images
 from auth.audit import OriginDep
+from auth.bearer_first import BearerFirstRoute
 from auth.deps import EditorUser
 from models.session import SessionDep
 
-router = APIRouter(tags=["images"])
+router = APIRouter(tags=["images"], route_class=BearerFirstRoute)
 
 # The body is read from the request stream (api/upload.py), so FastAPI does not know it:
 # declared here for OpenAPI, and so Swagger UI offers a file picker.

@@ -8,10 +8,11 @@ from api.schemas.items import ItemCreate, ItemList, ItemOut, ItemQuery, ItemRead
 from api.schemas.stock import AdjustOut, ItemMovementQuery, MovementList, StockAdjustment
 from api.services import items, stock
 from auth.audit import OriginDep
+from auth.bearer_first import BearerFirstRoute
 from auth.deps import EditorUser, ItemDeleter, StockViewer
 from models.session import SessionDep
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(prefix="/items", tags=["items"], route_class=BearerFirstRoute)
 
 IfMatch = Annotated[str | None, Header(description="ETag from a GET; stale → 412")]
 

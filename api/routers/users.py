@@ -16,10 +16,12 @@ from api.schemas.users import (
 )
 from api.services import users
 from auth.audit import OriginDep
+from auth.bearer_first import BearerFirstRoute
 from auth.deps import AdminUser, CurrentUser
+from auth.throttle import ThrottleDep
 from models.session import SessionDep
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=BearerFirstRoute)
 
 
 def _out(user: object) -> UserOut:
@@ -51,10 +53,15 @@ async def update_me(
     responses=error_responses((400, "Current password is incorrect")),
 )
 async def change_my_password(
-    user: CurrentUser, data: PasswordChange, db: SessionDep, origin: OriginDep
+    user: CurrentUser,
+    data: PasswordChange,
+    db: SessionDep,
+    throttle: ThrottleDep,
+    origin: OriginDep,
 ) -> None:
-    """Every token issued before, this one included, stops working."""
-    await users.change_password(db, user, data, origin)
+    """Every token issued before, this one included, stops working. Wrong current passwords
+    are throttled like failed logins (429 with `Retry-After`)."""
+    await users.change_password(db, throttle, user, data, origin)
 
 
 @router.get("", summary="List users")

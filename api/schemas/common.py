@@ -15,9 +15,21 @@ def _is_control(c: str) -> bool:
     return code < 32 or 127 <= code < 160
 
 
+# Invisible characters that reorder or hide text (bidirectional overrides, isolates and marks,
+# zero-width space and joiner-like marks): in a name they disguise what lists and logs show
+# ("\u202eexe.txt" reads "txt.exe"). Zero-width (non-)joiners stay: emoji and some scripts
+# need them.
+_INVISIBLE = frozenset(
+    "\u061c\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
+)
+
+
 def _no_control_chars(value: str) -> str:
     if any(_is_control(c) or c in _UNICODE_BREAKS for c in value):
         raise ValueError("must not contain control characters")
+    if any(c in _INVISIBLE for c in value):
+        raise ValueError("must not contain invisible or text-direction characters")
     return value
 
 
@@ -34,12 +46,12 @@ def _not_blank(value: str) -> str:
     return value
 
 
-# One-line text: no control characters at all (NUL included).
+# One-line text: no control characters at all (NUL included), nothing invisible.
 Line = Annotated[str, AfterValidator(_no_control_chars)]
 # One-line text with something in it; surrounding spaces are trimmed.
 Label = Annotated[str, AfterValidator(_no_control_chars), AfterValidator(_not_blank)]
-# Multi-line text: tabs and newlines allowed.
-Text = Annotated[str, AfterValidator(_text_controls)]
+# Multi-line text: tabs and newlines allowed. (Not `Text`: SQLAlchemy's type has that name.)
+MultilineText = Annotated[str, AfterValidator(_text_controls)]
 
 Id = Annotated[int, Field(ge=1, le=MAX_INT32)]
 

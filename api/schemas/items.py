@@ -5,11 +5,11 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 from pydantic.config import JsonDict
 
-from api.schemas.common import MAX_INT32, Input, Label, Line, Text, refuse_null
+from api.schemas.common import MAX_INT32, Input, Label, Line, MultilineText, refuse_null
 
 Name = Annotated[Label, Field(min_length=1, max_length=200, examples=["Hex bolt M8"])]
 Quantity = Annotated[int, Field(ge=0, le=MAX_INT32, strict=True, examples=[40])]
-Description = Annotated[Text, Field(max_length=2000, examples=["Zinc plated, 40 mm"])]
+Description = Annotated[MultilineText, Field(max_length=2000, examples=["Zinc plated, 40 mm"])]
 Sku = Annotated[Label, Field(min_length=1, max_length=64, examples=["BOLT-M8-40"])]
 ReorderLevel = Annotated[
     int,

@@ -4,11 +4,11 @@ from typing import Annotated, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
-from api.schemas.common import MAX_INT32, Id, Input, Text
+from api.schemas.common import MAX_INT32, Id, Input, MultilineText
 from api.schemas.items import ITEM_EXAMPLE, ItemRead, Quantity
 from models.enums import MovementReason
 
-Note = Annotated[Text, Field(max_length=500, examples=["Order 1234"])]
+Note = Annotated[MultilineText, Field(max_length=500, examples=["Order 1234"])]
 
 MOVEMENT_EXAMPLE: JsonDict = {
     "id": 7,

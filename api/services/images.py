@@ -37,7 +37,13 @@ async def replace(
     try:
         with storage.temp_file() as received, storage.temp_file() as cleaned:
             await receive(received, settings.MAX_UPLOAD_BYTES)
-            extension = await imaging.clean(received, cleaned, settings.MAX_IMAGE_PIXELS)
+            extension = await imaging.clean(
+                received,
+                cleaned,
+                max_pixels=settings.MAX_IMAGE_PIXELS,
+                max_frames=settings.MAX_IMAGE_FRAMES,
+                max_bytes=settings.MAX_UPLOAD_BYTES,
+            )
             name = storage.new_name(extension)
             await begin_write(db)
             current = await db.get(Item, item_id, populate_existing=True, with_for_update=True)

@@ -13,6 +13,7 @@ from api.schemas.users import PasswordChange, ProfileUpdate, UserCreate, UserQue
 from auth import audit, sessions
 from auth.audit import COMMAND_LINE, Actor, Origin
 from auth.passwords import hash_password, verify_password
+from auth.throttle import LoginThrottle
 from models.constraints import constraint_name
 from models.enums import Role
 from models.user import User
@@ -192,11 +193,15 @@ async def delete(
 
 
 async def change_password(
-    db: AsyncSession, user: User, data: PasswordChange, origin: Origin
+    db: AsyncSession, throttle: LoginThrottle, user: User, data: PasswordChange, origin: Origin
 ) -> None:
+    """Throttled like a login, per user: a stolen access token must not become a way to
+    guess the account's password (429 past the limit, even for the right one)."""
+    attempt = await throttle.reserve_password_change(user.id)
     ok, _ = await verify_password(data.current_password, user.password_hash)
     if not ok:
         raise BadRequest("Current password is incorrect")
+    await throttle.succeeded(attempt)
     await set_password(db, user, data.new_password, user, origin)
 
 

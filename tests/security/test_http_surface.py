@@ -2,7 +2,9 @@
 
 import base64
 import hashlib
+import logging
 import re
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.app import create_app
 from models.user import User
 from tests.conftest import clear_settings
-from tests.factories import auth_headers
+from tests.factories import auth_headers, make_item
 from tests.security.conftest import snapshot
 from tests.server import running_server
 
@@ -133,11 +135,13 @@ async def test_oversized_login_form_is_413(client: AsyncClient, db: AsyncSession
     assert await snapshot(db) == before  # not even counted as a failed login
 
 
-async def test_multipart_has_its_own_limit(
+async def test_multipart_has_its_own_limit_on_the_upload_route_only(
     client: AsyncClient, db: AsyncSession, editor: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Uploads are exempt from the JSON limit but not from the multipart sanity cap."""
     headers = await auth_headers(db, editor)
+    item = await make_item(db, name="pictured")
+    await db.commit()
     monkeypatch.setenv("MAX_MULTIPART_BODY_BYTES", "100000")
     clear_settings()
     app = create_app()
@@ -148,10 +152,55 @@ async def test_multipart_has_its_own_limit(
         app.router.lifespan_context(app),
         AsyncClient(transport=transport, base_url="http://testserver") as c,
     ):
-        under = await c.post("/no-such-upload-route", files=files, headers=headers)
-        over = await c.post("/no-such-upload-route", files=big, headers=headers)
-    assert under.status_code == 404  # past the 64 KiB JSON limit, yet let through
+        under = await c.patch(f"/item-image/{item.id}", files=files, headers=headers)
+        over = await c.patch(f"/item-image/{item.id}", files=big, headers=headers)
+        elsewhere = await c.post("/items", files=files, headers=headers)
+    assert under.status_code == 415  # past the 64 KiB JSON limit, yet read and judged
     assert over.status_code == 413
+    assert elsewhere.status_code == 413  # the label does not lift the limit on other routes
+
+
+async def test_a_multipart_label_does_not_lift_an_anonymous_routes_limit(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    """Issue 14, point 2: 16 MB bodies labelled multipart to /token/refresh were read whole."""
+    before = await snapshot(db)
+    files = {"file": ("a.bin", b"a" * 100_000, "application/octet-stream")}
+    for path in ("/token/refresh", "/token"):
+        r = await client.post(path, files=files)
+        assert r.status_code == 413, path
+        assert r.json() == {"detail": "Request body too large"}
+    assert await snapshot(db) == before
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        ({}, "Not authenticated"),
+        ({"Authorization": "Bearer not.a.token"}, "Could not validate credentials"),
+    ],
+)
+async def test_an_unauthenticated_body_is_refused_before_it_is_read(
+    client: AsyncClient, db: AsyncSession, headers: dict[str, str], detail: str
+) -> None:
+    before = await snapshot(db)
+    read = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal read
+        for _ in range(10):
+            read += 1
+            yield b" " * 4096
+
+    for method, path in (("POST", "/items"), ("PATCH", "/users/me"), ("POST", "/logout")):
+        r = await client.request(
+            method, path, content=body(), headers={**headers, "Content-Type": "application/json"}
+        )
+        assert r.status_code == 401, path
+        assert r.json() == {"detail": detail}
+        assert r.headers["www-authenticate"] == "Bearer"
+    assert read == 0
+    assert await snapshot(db) == before
 
 
 async def test_cors_is_closed_by_default(client: AsyncClient) -> None:
@@ -285,3 +334,45 @@ async def test_an_unexpected_error_is_a_bare_500_with_the_headers(app: FastAPI) 
     for name, value in BASE_HEADERS.items():
         assert r.headers[name] == value
     assert "content-security-policy" in r.headers
+
+
+@asynccontextmanager
+async def app_client(monkeypatch: pytest.MonkeyPatch, **env: str) -> AsyncIterator[AsyncClient]:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    clear_settings()
+    app = create_app()
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=transport, base_url="http://inventory.example") as c,
+    ):
+        yield c
+
+
+async def test_allowed_hosts_refuses_other_host_headers(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14, point 9: `Host: evil.example` steered the trailing-slash redirect there."""
+    async with app_client(monkeypatch, ALLOWED_HOSTS="inventory.example, *.inventory.example") as c:
+        evil = await c.get("/items/", headers={"Host": "evil.example"})
+        ours = await c.get("/items/", headers={"Host": "inventory.example"})
+        sub = await c.get("/items", headers={"Host": "eu.inventory.example"})
+    assert evil.status_code == 400
+    assert "evil.example" not in evil.headers.get("location", "")
+    assert evil.headers["x-content-type-options"] == "nosniff"
+    assert ours.status_code == 307
+    assert ours.headers["location"] == "http://inventory.example/items"
+    assert sub.status_code == 200
+
+
+async def test_production_without_allowed_hosts_warns(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SECRET_KEY", secrets.token_urlsafe(48))
+    async with app_client(monkeypatch, ALLOWED_HOSTS="") as c:
+        r = await c.get("/health", headers={"Host": "anything.example"})
+    assert r.status_code == 200
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(m.startswith("ALLOWED_HOSTS is not set") for m in warnings)

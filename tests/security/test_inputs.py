@@ -155,3 +155,42 @@ async def test_broken_refresh_tokens_are_refused(
     r = await client.post("/token/refresh", content=body, headers=JSON)
     assert r.status_code == status, r.text
     assert await snapshot(db) == before
+
+
+INVISIBLE = ["\u202e", "\u202d", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f"]
+INVISIBLE += ["\u200b", "\u061c", "\ufeff"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE, ids=[f"U+{ord(c):04X}" for c in INVISIBLE])
+async def test_text_direction_and_invisible_characters_are_refused_in_one_line_fields(
+    client: AsyncClient, db: AsyncSession, admin: User, char: str
+) -> None:
+    """Issue 14, point 11: "invoice" + U+202E + "gpj.exe" shows as "invoiceexe.jpg" in lists."""
+    headers = {**await auth_headers(db, admin), **JSON}
+    item = await make_item(db, name="plain")
+    await db.commit()
+    before = await snapshot(db)
+    bodies = [
+        ("POST", "/items", {"name": f"invoice{char}gpj.exe", "quantity": 1}),
+        ("POST", "/items", {"name": "a", "quantity": 1, "sku": f"SKU{char}1"}),
+        ("PATCH", f"/items/{item.id}", {"name": f"x{char}y"}),
+        (
+            "POST",
+            "/users",
+            {"username": "bob", "password": "long enough pw", "full_name": f"B{char}b"},
+        ),
+        ("PATCH", "/users/me", {"full_name": f"Root{char}"}),
+    ]
+    for method, path, body in bodies:
+        r = await client.request(method, path, content=json.dumps(body), headers=headers)
+        assert r.status_code == 422, (path, body)
+        assert "invisible or text-direction" in r.text
+    assert await snapshot(db) == before
+
+
+async def test_joiners_stay_allowed(client: AsyncClient, db: AsyncSession, admin: User) -> None:
+    headers = {**await auth_headers(db, admin), **JSON}
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # one emoji, joined by ZWJ
+    r = await client.post("/items", json={"name": f"{family} kit", "quantity": 1}, headers=headers)
+    assert r.status_code == 201
+    assert r.json()["item"]["name"] == f"{family} kit"

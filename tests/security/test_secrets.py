@@ -1,18 +1,24 @@
 """Secrets: production refuses weak keys; no response or log record carries a password or token."""
 
+import base64
 import json
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from httpx import AsyncClient
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.app import create_app
 from api.cli import main
-from auth.secret import InsecureSecretKey, get_secret_key
+from auth.secret import InsecureSecretKey, get_secret_key, looks_generated
+from models.engine import create_engine
+from models.settings import DatabaseSettings
 from models.user import User
 from tests.conftest import clear_settings
 from tests.factories import PASSWORD, auth_headers, login_pair
@@ -55,6 +61,11 @@ def test_the_example_file_documents_a_key() -> None:
         "a" * 64,
         "abc" * 20,
         "please-change-me-to-a-random-string-0123456789",
+        "abcdefghijklmnopqrstuvwxyzabcdefgh",  # issue 14, point 13: 26 distinct, no entropy
+        "abcdefghijklmnopqrstuvwxyz" * 2,
+        "0123456789abcdef" * 4,
+        "ZYXWVUTSRQPONMLKJIHGFEDCBAzyxwvutsrqponmlkjihgfedcba",
+        "correct horse battery staple and then some",  # a passphrase: not a generated key
     ],
 )
 def test_production_refuses_weak_or_example_keys(production: pytest.MonkeyPatch, key: str) -> None:
@@ -71,11 +82,24 @@ def test_production_refuses_to_start_without_a_key(production: pytest.MonkeyPatc
         get_secret_key()
 
 
-def test_production_accepts_a_generated_key(production: pytest.MonkeyPatch) -> None:
-    key = secrets.token_urlsafe(48)
+@pytest.mark.parametrize(
+    "generate",
+    [
+        lambda: secrets.token_urlsafe(48),
+        lambda: secrets.token_urlsafe(32),
+        lambda: secrets.token_hex(32),
+        lambda: base64.b64encode(secrets.token_bytes(32)).decode(),  # openssl rand -base64 32
+    ],
+    ids=["token_urlsafe(48)", "token_urlsafe(32)", "token_hex(32)", "openssl base64"],
+)
+def test_production_accepts_a_generated_key(
+    production: pytest.MonkeyPatch, generate: Callable[[], str]
+) -> None:
+    key = generate()
     production.setenv("SECRET_KEY", key)
     clear_settings()
     assert get_secret_key() == key
+    assert all(looks_generated(generate()) for _ in range(2000))  # no false refusals
 
 
 async def test_app_does_not_start_in_production_with_the_example_key(
@@ -201,3 +225,22 @@ async def test_no_log_record_carries_a_password_or_token(
     ):
         assert secret not in logged
     assert "$argon2" not in logged
+
+
+async def test_db_echo_shows_statements_never_their_values(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 14, point 8: DB_ECHO=true logged argon2 hashes with the statements' parameters."""
+    marker = "$argon2id$v=19$m=19456,t=2,p=1$not-a-real-hash"
+    engine = create_engine(DatabaseSettings(DATABASE_URL=database_url, DB_ECHO=True))
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT :value"), {"value": marker})
+            with pytest.raises(DBAPIError) as failed:
+                await conn.execute(text("SELECT no_such_column WHERE 1 = :v"), {"v": marker})
+    finally:
+        await engine.dispose()
+    assert any("SELECT" in r.getMessage() for r in caplog.records)  # echo is on
+    assert all(marker not in r.getMessage() for r in caplog.records)
+    assert marker not in str(failed.value)

@@ -20,7 +20,7 @@ from auth.settings import get_auth_settings
 from models.login_failure import LoginFailure
 from models.user import AuthSession, User
 from tests.conftest import clear_settings
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, auth_headers
 from tests.security.conftest import FakeClock, snapshot
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
@@ -222,3 +222,30 @@ async def test_old_failures_are_pruned(
         await login(c, "other")
     await db.rollback()
     assert await db.scalar(select(func.count()).select_from(LoginFailure)) == 3
+
+
+async def change_password(c: AsyncClient, headers: dict[str, str], current: str) -> Response:
+    body = {"current_password": current, "new_password": "a brand new passphrase"}
+    return await c.post("/users/me/password", json=body, headers=headers)
+
+
+async def test_password_change_is_throttled_per_user(
+    app: FastAPI, db: AsyncSession, editor: User, viewer: User, clock: FakeClock
+) -> None:
+    """Issue 14, point 5: a stolen access token could guess the account's password."""
+    headers = await auth_headers(db, editor)
+    others = await auth_headers(db, viewer)
+    async with client_at(app, ATTACKER) as c:
+        wrong = [(await change_password(c, headers, "a wrong guess")).status_code for _ in range(3)]
+        before = await snapshot(db)
+        refused = await change_password(c, headers, PASSWORD)
+        after = await snapshot(db)
+        other = await change_password(c, others, "a wrong guess")
+        clock.advance(WINDOW)
+        reopened = await change_password(c, headers, PASSWORD)
+    assert wrong == [400, 400, 400]
+    assert (refused.status_code, refused.headers["retry-after"]) == (429, str(WINDOW))
+    assert refused.json() == {"detail": "Too many failed logins; try again later"}
+    assert after == before  # the password did not change, the refusal was not counted
+    assert other.status_code == 400  # counted per user
+    assert reopened.status_code == 204
