@@ -56,7 +56,7 @@ def assert_utc_timestamp(value: str) -> None:
 async def test_list_is_empty_without_items(client: AsyncClient) -> None:
     r = await client.get("/items")
     assert r.status_code == 200
-    assert r.json() == {"items": [], "total": 0, "skip": 0, "limit": 20}
+    assert r.json() == {"items": [], "total": 0, "total_exact": True, "skip": 0, "limit": 20}
 
 
 async def test_list_returns_item_json(client: AsyncClient, db: AsyncSession) -> None:

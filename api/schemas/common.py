@@ -43,6 +43,10 @@ Text = Annotated[str, AfterValidator(_text_controls)]
 
 Id = Annotated[int, Field(ge=1, le=MAX_INT32)]
 
+# Every list envelope's count (field descriptions in OpenAPI).
+TOTAL = "How many match: exact up to 10,000, then 10,000 (see `total_exact`)"
+TOTAL_EXACT = "False when there are more matches than `total` (10,000) says"
+
 
 def _has_lone_surrogate(value: Any) -> bool:
     if isinstance(value, str):

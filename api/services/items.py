@@ -1,28 +1,37 @@
 """Item rules. Services flush, never commit: the request's one commit point does that."""
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import asyncio
+import itertools
+import re
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Integer,
     Row,
     Select,
     Table,
     bindparam,
+    column,
     func,
+    literal_column,
     or_,
     select,
+    table,
+    text,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import etags, storage
-from api.errors import Conflict, NotFound, PreconditionFailed
+from api.errors import Conflict, NotFound, PreconditionFailed, ServiceUnavailable
 from api.schemas.items import ItemCreate, ItemQuery, ItemUpdate
-from models.item import Item, ItemCount
+from models.item import SEARCH_TABLE, Item, ItemCount
 from models.transaction_hooks import on_commit
 from models.user import User
 
@@ -56,15 +65,61 @@ _table = cast(Table, Item.__table__)
 _items = _table.c
 
 
-def _filters(query: ItemQuery) -> list[ColumnElement[bool]]:
+# A filtered list counts its matches up to this many; past it, `total` is this and not exact
+# (counting every match of a common term costs what the page does not).
+TOTAL_CAP = 10_000
+# Terms this long are found through the search indexes; shorter ones scan the table, within
+# SHORT_SEARCH_TIMEOUT.
+INDEXED_TERM = 3
+SHORT_SEARCH_TIMEOUT = 2.0
+SEARCH_TOO_LONG = "This search took too long; use a term of 3 or more characters"
+
+_search = table(SEARCH_TABLE, column("rowid", Integer))
+_ESCAPE = re.compile(r"([/%_])")  # LIKE's wildcards (and the escape character) made literal
+
+
+def _term(q: str, dialect: str) -> ColumnElement[bool]:
+    """Case-insensitive substring match of `q` on name or sku; `%` and `_` are literal."""
+    if dialect != "sqlite":
+        # The pattern goes into the statement as a literal: planned for this term each time
+        # (a prepared statement's generic plan would guess how many rows match; pg_trgm's
+        # indexes serve lower(column) LIKE '%term%').
+        literal = "%" + _ESCAPE.sub(r"/\1", q) + "%"
+        pattern = func.lower(bindparam(None, literal, literal_execute=True))
+        return or_(
+            *(func.lower(col).like(pattern, escape="/") for col in (_items.name, _items.sku))
+        )
+    if len(q) >= INDEXED_TERM:
+        phrase = '"' + q.replace('"', '""') + '"'  # FTS5: a quoted string is literal
+        match = literal_column(SEARCH_TABLE).op("MATCH")(phrase)
+        return _items.id.in_(select(_search.c.rowid).where(match))
+    # Too short for trigrams: instr() in C for each spelling, not a Python lower() per row.
+    return or_(
+        *(func.instr(col, v) > 0 for col in (_items.name, _items.sku) for v in _spellings(q))
+    )
+
+
+# Characters whose lower case has an upper-case form other than its upper() and title().
+_MORE_CASES = {"k": "\u212a", "å": "\u212b", "ω": "\u2126", "θ": "\u03f4", "ß": "\u1e9e"}
+
+
+def _spellings(term: str) -> list[str]:
+    """Every string whose lower() is the term's: each character in each of its cases."""
+    options = []
+    for c in term:
+        low = c.lower()
+        if len(low) != 1:
+            options.append([c])
+            continue
+        cases = {low, low.upper(), low.title(), c, *_MORE_CASES.get(low, "")}
+        options.append(sorted(v for v in cases if len(v) == 1 and v.lower() == low))
+    return ["".join(p) for p in itertools.product(*options)]
+
+
+def _filters(query: ItemQuery, dialect: str) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if query.q:
-        where.append(
-            or_(
-                _items.name.icontains(query.q, autoescape=True),
-                _items.sku.icontains(query.q, autoescape=True),
-            )
-        )
+        where.append(_term(query.q, dialect))
     if query.min_quantity is not None:
         where.append(_items.quantity >= query.min_quantity)
     if query.max_quantity is not None:
@@ -79,28 +134,81 @@ def _ordered(stmt: Select[Any], sort: str) -> Select[Any]:
     return stmt.order_by(column.asc(), _items.id.asc())
 
 
-async def search(db: AsyncSession, query: ItemQuery) -> tuple[Sequence[Row[Any]], int]:
-    """A page of matching items (rows with the item's columns) and how many match in all.
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: Sequence[Row[Any]]
+    total: int
+    total_exact: bool
 
-    One statement: the page, each row carrying the count of all matches (a subquery run once),
+
+async def search(db: AsyncSession, query: ItemQuery) -> Page:
+    """A page of matching items (rows with the item's columns) and how many match in all:
+    exactly up to TOTAL_CAP, past it TOTAL_CAP and `total_exact` false.
+
+    One statement: the page, each row carrying the count of matches (a subquery run once),
     so page and total come from one snapshot. Only a page past the end needs a second one.
     Without filters the count is `item_counts`' (kept by triggers), whatever the table's size.
     """
-    where = _filters(query)
+    cap = TOTAL_CAP
+    dialect = db.get_bind().dialect.name
+    where = _filters(query, dialect)
     if where:
-        count = select(func.count()).select_from(Item.__table__).where(*where)
+        matches: Select[Any] = (
+            select(literal_column("1")).select_from(_table).where(*where).limit(cap + 1)
+        )
+        count = select(func.count()).select_from(matches.subquery())
     else:  # every item: the count the triggers keep, not a scan of the table
         # (cast: PostgreSQL's sum of bigints is a numeric, which would come back a Decimal)
         count = select(func.coalesce(func.sum(ItemCount.__table__.c.total), 0).cast(BigInteger))
     page = _ordered(
         select(*_items, count.scalar_subquery().label("total")).where(*where), query.sort.value
     )
-    rows = (await db.execute(page.offset(query.skip).limit(query.limit))).all()
-    if rows:
-        return rows, rows[0].total
-    if not query.skip:
-        return rows, 0  # an empty first page: nothing matches
-    return rows, await db.scalar(count) or 0
+    short = query.q is not None and len(query.q) < INDEXED_TERM
+    async with _bounded(db, SHORT_SEARCH_TIMEOUT if short else None):
+        rows = (await db.execute(page.offset(query.skip).limit(query.limit))).all()
+        if rows:
+            total = rows[0].total
+        elif not query.skip:
+            total = 0  # an empty first page: nothing matches
+        else:
+            total = await db.scalar(count) or 0
+    if where and total > cap:
+        return Page(rows, cap, total_exact=False)
+    return Page(rows, total, total_exact=True)
+
+
+@asynccontextmanager
+async def _bounded(db: AsyncSession, seconds: float | None) -> AsyncIterator[None]:
+    """Statements that may scan the table stop after `seconds` (503): a short term on a
+    large catalogue must not keep a connection, and a core, for long."""
+    if seconds is None:
+        yield
+        return
+    connection = await db.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    if connection.dialect.name == "sqlite":
+        # sqlite3's interrupt() may be called from any thread; it stops the running statement.
+        sqlite = driver._conn  # type: ignore[union-attr]
+        timer = asyncio.get_running_loop().call_later(seconds, sqlite.interrupt)
+        try:
+            yield
+        except OperationalError as exc:
+            if "interrupted" in str(exc.orig):
+                raise ServiceUnavailable(SEARCH_TOO_LONG) from None
+            raise
+        finally:
+            timer.cancel()
+        return
+    # PostgreSQL: the request reads in autocommit (no SET LOCAL): set, then reset.
+    await db.execute(text(f"SET statement_timeout = {max(1, int(seconds * 1000))}"))
+    try:
+        yield
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "57014":  # query_canceled
+            raise ServiceUnavailable(SEARCH_TOO_LONG) from None
+        raise
+    finally:
+        await db.execute(text("RESET statement_timeout"))
 
 
 def quantity_change(quantity: int, actor: User) -> dict[str, Any]:

@@ -1,0 +1,82 @@
+"""search indexes: substring search on name and sku, and an index per sort key
+
+Revision ID: 0010
+Revises: 0004
+Create Date: 2026-12-02
+
+SQLite: an FTS5 table with the trigram tokenizer (case folded by the tokenizer), external
+content on `items`, kept in step by triggers. PostgreSQL: pg_trgm GIN indexes on lower(name)
+and lower(sku) (the extension is created here; pg_trgm is a trusted extension, so the
+database's owner may create it). Both: a B-tree per sort key with id as its tie-breaker.
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+SORT_KEYS = ("name", "quantity", "created_at", "updated_at")
+
+POSTGRES = [
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE INDEX ix_items_name_trgm ON items USING gin (lower(name) gin_trgm_ops)",
+    "CREATE INDEX ix_items_sku_trgm ON items USING gin (lower(sku) gin_trgm_ops)",
+]
+# The extension stays: something else may use it.
+POSTGRES_DOWN = ["DROP INDEX ix_items_name_trgm", "DROP INDEX ix_items_sku_trgm"]
+
+# FTS5 'delete' must be given the values it indexed: the triggers pass the old row's.
+SQLITE = [
+    """
+    CREATE VIRTUAL TABLE items_search USING fts5(
+        name, sku, content='items', content_rowid='id', tokenize='trigram case_sensitive 0'
+    )
+    """,
+    "INSERT INTO items_search (items_search) VALUES ('rebuild')",
+    """
+    CREATE TRIGGER items_search_insert AFTER INSERT ON items BEGIN
+        INSERT INTO items_search (rowid, name, sku) VALUES (new.id, new.name, new.sku);
+    END
+    """,
+    """
+    CREATE TRIGGER items_search_delete AFTER DELETE ON items BEGIN
+        INSERT INTO items_search (items_search, rowid, name, sku)
+        VALUES ('delete', old.id, old.name, old.sku);
+    END
+    """,
+    """
+    CREATE TRIGGER items_search_update AFTER UPDATE OF id, name, sku ON items BEGIN
+        INSERT INTO items_search (items_search, rowid, name, sku)
+        VALUES ('delete', old.id, old.name, old.sku);
+        INSERT INTO items_search (rowid, name, sku) VALUES (new.id, new.name, new.sku);
+    END
+    """,
+]
+SQLITE_DOWN = [
+    "DROP TRIGGER items_search_insert",
+    "DROP TRIGGER items_search_delete",
+    "DROP TRIGGER items_search_update",
+    "DROP TABLE items_search",
+]
+
+
+def upgrade() -> None:
+    op.drop_index("ix_items_name", table_name="items")
+    for key in SORT_KEYS:
+        op.create_index(f"ix_items_{key}_id", "items", [key, "id"])
+    postgres = op.get_bind().dialect.name == "postgresql"
+    for statement in POSTGRES if postgres else SQLITE:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    for statement in POSTGRES_DOWN if postgres else SQLITE_DOWN:
+        op.execute(statement)
+    for key in SORT_KEYS:
+        op.drop_index(f"ix_items_{key}_id", table_name="items")
+    op.create_index("ix_items_name", "items", ["name"])
