@@ -187,24 +187,26 @@ async def test_a_failure_while_writing_rolls_back_every_row(
 ) -> None:
     await make_item(db, name="Bolt", quantity=5, sku="A")
     before = await _items(db)
-    new = item_services.new
+    create_many = item_services.create_many
     calls = 0
 
-    def fail_on_the_third(*args: Any, **kwargs: Any) -> Item:
+    async def fail_the_second_time(*args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
-        if calls == 3:
+        if calls == 2:
             raise Conflict("the database said no")
-        return new(*args, **kwargs)
+        return await create_many(*args, **kwargs)
 
-    monkeypatch.setattr(item_services, "new", fail_on_the_third)
-    monkeypatch.setattr(items_csv, "_FLUSH_EVERY", 2)  # so the first two reach the database
+    monkeypatch.setattr(item_services, "create_many", fail_the_second_time)
+    monkeypatch.setattr(items_csv, "_INSERT_EVERY", 2)  # so the first two reach the database
     file = _csv(tmp_path, HEADER + "A,Bolt,7,\nB,One,1,\nC,Two,2,\nD,Three,3,\n")
 
     assert await run_cli("import", file, "--as", "stock") == 1
 
-    assert capsys.readouterr().err == "inventory: error: the database said no\n"
-    assert calls == 3
+    assert capsys.readouterr().err == (
+        "inventory: error: an item with one of these skus was just created; run it again\n"
+    )
+    assert calls == 2
     assert await _items(db) == before  # the update of A and the creates before are gone too
 
 

@@ -17,7 +17,6 @@ from typing import TextIO
 
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncScalarResult, AsyncSession
 
 from api.commands.common import (
@@ -29,6 +28,7 @@ from api.commands.common import (
     validation_message,
 )
 from api.commands.progress import Progress
+from api.errors import Conflict
 from api.schemas.items import ItemCreate, ItemUpdate
 from api.services import items
 from auth.permissions import Capability, allows
@@ -40,7 +40,7 @@ from models.user import User
 COLUMNS = ("sku", "name", "quantity", "description")
 REQUIRED = frozenset({"name", "quantity"})
 _LOOKUP_CHUNK = 500  # skus per SELECT … IN (…)
-_FLUSH_EVERY = 500  # new items sent to the database at once
+_INSERT_EVERY = 5000  # new items written at once (in multi-row INSERTs)
 _WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 FORMAT = """\
@@ -249,14 +249,16 @@ async def apply(db: AsyncSession, rows: Sequence[Row], actor: User, progress: Pr
     commits them together."""
     existing = await _existing(db, [r.item.sku for r in rows if r.item.sku is not None])
     summary = Summary()
+    new: list[ItemCreate] = []  # written in batches: one INSERT each is slow
     for done, row in enumerate(rows, start=1):
         data = row.item
         item = existing.get(data.sku) if data.sku is not None else None
         if item is None:
-            db.add(items.new(data, actor))  # flushed in batches: one INSERT each is slow
+            new.append(data)
             summary.created += 1
-            if summary.created % _FLUSH_EVERY == 0:
-                await _flush(db)
+            if len(new) == _INSERT_EVERY:
+                await _create(db, new, actor)
+                new.clear()
         else:
             changes = ItemUpdate(
                 name=data.name, quantity=data.quantity, description=data.description
@@ -267,14 +269,14 @@ async def apply(db: AsyncSession, rows: Sequence[Row], actor: User, progress: Pr
             else:
                 summary.updated += 1
         progress.update(done)
-    await _flush(db)
+    await _create(db, new, actor)
     return summary
 
 
-async def _flush(db: AsyncSession) -> None:
+async def _create(db: AsyncSession, new: Sequence[ItemCreate], actor: User) -> None:
     try:
-        await db.flush()
-    except IntegrityError:
+        await items.create_many(db, new, actor)
+    except Conflict:
         # Only a sku can collide, and only with an item created since the rows were checked.
         raise CommandError(
             "an item with one of these skus was just created; run it again"

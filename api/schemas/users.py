@@ -67,7 +67,7 @@ class UserList(BaseModel):
 
     users: list[UserRead]
     total: int
-    total_exact: bool = Field(default=True, description="Always true: users are counted exactly")
+    total_exact: bool = Field(description="Always true: users are counted exactly")
     skip: int
     limit: int
 

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     ColumnElement,
     Integer,
     Row,
@@ -80,39 +81,49 @@ _ESCAPE = re.compile(r"([/%_])")  # LIKE's wildcards (and the escape character) 
 
 def _term(q: str, dialect: str) -> ColumnElement[bool]:
     """Case-insensitive substring match of `q` on name or sku; `%` and `_` are literal."""
+    columns = (_items.name, _items.sku)
     if dialect != "sqlite":
         # The pattern goes into the statement as a literal: planned for this term each time
         # (a prepared statement's generic plan would guess how many rows match; pg_trgm's
         # indexes serve lower(column) LIKE '%term%').
-        literal = "%" + _ESCAPE.sub(r"/\1", q) + "%"
-        pattern = func.lower(bindparam(None, literal, literal_execute=True))
-        return or_(
-            *(func.lower(col).like(pattern, escape="/") for col in (_items.name, _items.sku))
-        )
+        literal: BindParameter[str] = bindparam(None, _contains(q), literal_execute=True)
+        return or_(*(func.lower(col).like(func.lower(literal), escape="/") for col in columns))
     if len(q) >= INDEXED_TERM:
-        phrase = '"' + q.replace('"', '""') + '"'  # FTS5: a quoted string is literal
-        match = literal_column(SEARCH_TABLE).op("MATCH")(phrase)
-        return _items.id.in_(select(_search.c.rowid).where(match))
-    # Too short for trigrams: instr() in C for each spelling, not a Python lower() per row.
-    return or_(
-        *(func.instr(col, v) > 0 for col in (_items.name, _items.sku) for v in _spellings(q))
-    )
+        return _items.id.in_(_found(q))
+    # Too short for trigrams: LIKE, in C (SQLite folds ASCII letters), for each spelling of
+    # the other letters; not a Python lower() per row.
+    patterns = [_contains(spelling) for spelling in _spellings(q)]
+    return or_(*(col.like(p, escape="/") for col in columns for p in patterns))
 
 
-# Characters whose lower case has an upper-case form other than its upper() and title().
+def _found(q: str) -> Select[Any]:
+    """SQLite: the ids of the items whose name or sku holds `q` (3+ characters)."""
+    phrase = '"' + q.replace('"', '""') + '"'  # FTS5: a quoted string is literal
+    return select(_search.c.rowid).where(literal_column(SEARCH_TABLE).op("MATCH")(phrase))
+
+
+def _contains(term: str) -> str:
+    return "%" + _ESCAPE.sub(r"/\1", term) + "%"
+
+
+# Lower-case letters with an upper-case form other than their upper() and title().
 _MORE_CASES = {"k": "\u212a", "å": "\u212b", "ω": "\u2126", "θ": "\u03f4", "ß": "\u1e9e"}
 
 
 def _spellings(term: str) -> list[str]:
-    """Every string whose lower() is the term's: each character in each of its cases."""
+    """The strings SQLite's LIKE must look for to find every string whose lower() holds the
+    term's: each letter in each of its cases, but ASCII letters (LIKE folds them) as given."""
     options = []
     for c in term:
         low = c.lower()
+        more = _MORE_CASES.get(low, "")
         if len(low) != 1:
             options.append([c])
-            continue
-        cases = {low, low.upper(), low.title(), c, *_MORE_CASES.get(low, "")}
-        options.append(sorted(v for v in cases if len(v) == 1 and v.lower() == low))
+        elif c.isascii():
+            options.append([c, *more])
+        else:
+            cases = {low, low.upper(), low.title(), c, *more}
+            options.append(sorted(v for v in cases if len(v) == 1 and v.lower() == low))
     return ["".join(p) for p in itertools.product(*options)]
 
 
@@ -153,10 +164,10 @@ async def search(db: AsyncSession, query: ItemQuery) -> Page:
     dialect = db.get_bind().dialect.name
     where = _filters(query, dialect)
     if where:
-        matches: Select[Any] = (
-            select(literal_column("1")).select_from(_table).where(*where).limit(cap + 1)
-        )
-        count = select(func.count()).select_from(matches.subquery())
+        matches: Select[Any] = select(literal_column("1")).select_from(_table).where(*where)
+        if dialect == "sqlite" and len(where) == 1 and query.q and len(query.q) >= INDEXED_TERM:
+            matches = _found(query.q)  # a term alone: counted in the index, no item read
+        count = select(func.count()).select_from(matches.limit(cap + 1).subquery())
     else:  # every item: the count the triggers keep, not a scan of the table
         # (cast: PostgreSQL's sum of bigints is a numeric, which would come back a Decimal)
         count = select(func.coalesce(func.sum(ItemCount.__table__.c.total), 0).cast(BigInteger))
@@ -227,9 +238,17 @@ def _sku_conflict() -> Iterator[None]:
         raise
 
 
-def new(data: ItemCreate, actor: User) -> Item:
-    """An ORM item not yet in any session, for a bulk import to add and flush in batches."""
-    return Item(**_created(data, actor))
+async def create_many(
+    db: AsyncSession, data: Sequence[ItemCreate], actor: User
+) -> Sequence[Row[Any]]:
+    """New items for a bulk import, in multi-row INSERTs (SQLAlchemy's "insertmanyvalues"),
+    not an ORM object each. The new rows' id and quantity, in no particular order (asking
+    for the order given makes SQLAlchemy insert one row per statement on SQLite)."""
+    if not data:
+        return []
+    rows = [_created(d, actor) for d in data]
+    with _sku_conflict():
+        return (await db.execute(_INSERT_MANY, rows)).all()
 
 
 def _created(data: ItemCreate, actor: User) -> dict[str, Any]:
@@ -252,6 +271,7 @@ _UPDATE = (
     .returning(*_items)
 )
 _ROW_BY_ID = select(*_items).where(_items.id == bindparam("item_id"))
+_INSERT_MANY = _table.insert().returning(_items.id, _items.quantity)
 
 
 async def create(db: AsyncSession, data: ItemCreate, actor: User) -> Row[Any]:
