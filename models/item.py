@@ -52,7 +52,8 @@ class ItemCount(Base):
     """How many items there are, kept by triggers on `items` (migration 0004), so that an
     unfiltered list's `total` need not count every row. On PostgreSQL each connection adds to
     its own slot (its backend's pid modulo 64), so concurrent creates do not queue for one
-    row's lock; the count is the sum of the slots. SQLite, with one writer, uses slot 0.
+    row's lock, once per statement (migration 0010: a bulk insert updates the slot once, not
+    once a row); the count is the sum of the slots. SQLite, with one writer, uses slot 0.
 
     A migration that rebuilds `items` on SQLite (batch mode) drops its triggers (these and
     the search table's, migration 0010) and must create them again; tests compare this
