@@ -53,15 +53,19 @@ ci: chromium test lint check fuzz test-postgres
 fuzz: install-dev
 	$(BIN)/python tests/fuzz_api.py
 
-## The browser test of /docs (tests/e2e): Debian's chromium, installed with apt when missing
-## (Playwright's own browser download cannot work offline). `make test` runs it too when
+## The browser test of /docs (tests/e2e): Debian's chromium, installed with sudo apt-get when
+## missing (see `chromium` below; Playwright's own browser download cannot work offline). `make test` runs it too when
 ## chromium is there, and skips it otherwise.
 e2e: install-dev chromium
 	$(BIN)/pytest -m e2e
 
+## Installs Debian's chromium when /usr/bin/chromium is missing, WITHOUT ASKING: it runs
+## `sudo apt-get update` and `sudo apt-get install -y chromium` (no sudo as root). `make e2e`
+## and `make ci` run it; install chromium yourself first if you would rather they did not.
 chromium:
 	@test -x /usr/bin/chromium || { \
 	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  echo "make chromium: /usr/bin/chromium is missing; installing it now with $${SUDO:+sudo }apt-get update && $${SUDO:+sudo }apt-get install -y chromium"; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
 ## Benchmarks (not part of the tests); see bench/README.md.

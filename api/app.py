@@ -88,9 +88,8 @@ def create_app() -> FastAPI:
 def create_served_app() -> FastAPI:
     """The app of a server process (`inventory serve`, each worker)."""
     app = create_app()
-    # What exists now (modules, routes, schemas) lives as long as the process: keep the
-    # garbage collector from scanning it again and again (each full collection of it paused
-    # the event loop for ~60 ms; a read's p99 was that pause). Not in create_app: a test
+    # What exists now lives as long as the process: keep full collections from scanning it
+    # again and again (each paused the event loop; bench/RESULTS.md). Not in create_app: a test
     # process builds many apps and must be able to collect them.
     gc.freeze()
     return app

@@ -8,11 +8,9 @@ With a socket per worker bound with SO_REUSEPORT, Linux hands each new connectio
 the workers' sockets by a hash of its addresses. Only processes of the same user can bind
 the port this way.
 
-uvloop (libuv) then accepts one connection per turn of its loop, and a busy worker's turn is
-long: it runs every callback that is ready. 128 connections opened at once were accepted over
-1.1-1.9 s, about eight per 100 ms, and their first requests waited that long before the app
-saw them. `Loop` accepts all that wait whenever the socket is ready, as asyncio's own loop
-does, and hands each connection to uvloop.
+uvloop (libuv) accepts one connection per turn of its loop, and a busy worker's turn is long,
+so a burst waits to be accepted. `Loop` accepts all that wait whenever the socket is ready, as
+asyncio's own loop does, and hands each connection to uvloop (figures: bench/RESULTS.md).
 """
 
 import asyncio

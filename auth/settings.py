@@ -25,7 +25,7 @@ class AuthSettings(BaseSettings):
     # sets it), so a login storm runs one hash per core rather than several fighting over it.
     HASH_CONCURRENCY: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
     # Login throttling: failed logins counted in a sliding window, per (username, address)
-    # pair, per username and per client address; 0 turns a rule off. See the README.
+    # pair, per username and per client address; 0 turns a rule off. See docs/security.md.
     LOGIN_THROTTLE_WINDOW_SECONDS: int = Field(default=600, ge=1, le=24 * 3600)
     LOGIN_FAILURES_PER_PAIR: int = Field(default=5, ge=0, le=10_000)
     LOGIN_FAILURES_PER_USERNAME: int = Field(default=20, ge=0, le=10_000)

@@ -2,9 +2,9 @@
 
 SQLAlchemy's asyncio pool queues on an `asyncio.Queue`, which lets a newcomer take a connection
 that was just returned for a task already waiting: the waiter wakes to an empty queue and goes
-to the back of the line. Under more clients than connections (256 against 20) some requests
-lose that race over and over and wait seconds while the median waits milliseconds. Here a
-returned connection goes straight to the longest waiter, and nobody takes one past a waiter.
+to the back of the line. Under more clients than connections some requests lose that race
+over and over (bench/RESULTS.md). Here a returned connection goes straight to the longest
+waiter, and nobody takes one past a waiter.
 """
 
 import asyncio

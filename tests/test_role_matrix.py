@@ -66,7 +66,7 @@ def route_cases() -> list[RouteCase]:
 ROUTES = route_cases()
 
 
-# The contract's routes and the capability each needs (../shared/API.md). A route missing here
+# The contract's routes and the capability each needs (docs/api.md). A route missing here
 # is still in the matrix; this pins the ones the contract names, so a wrong guard is caught.
 CONTRACT = {
     "POST /token": Capability.read,

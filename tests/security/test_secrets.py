@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _documented_keys() -> set[str]:
-    """Every SECRET_KEY value written in .env.example or the README, commented out or not."""
+    """Every SECRET_KEY value written in .env.example, the README or docs/, commented out or not."""
     found: set[str] = set()
-    for name in (".env.example", "README.md"):
-        text = (ROOT / name).read_text()
+    for path in (ROOT / ".env.example", ROOT / "README.md", *sorted(ROOT.glob("docs/*.md"))):
+        text = path.read_text()
         found.update(m.strip("'\"") for m in re.findall(r"SECRET_KEY=(\S+)", text))
     return found
 
