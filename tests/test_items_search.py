@@ -39,12 +39,14 @@ ROWS: list[tuple[str, str | None]] = [
     ("XY", "xy"),
     ("Kelvin \u212a", None),
     ("  spaced  out", None),
+    ("it's back\\slash", "O'K\\1"),
 ]
 TERMS = [
     "bolt", "BOLT", "Bolt M", "ölfilter", "ÖLFILTER", "Öl", "öl", "ö", "Ö", "oel",
     "élan", "ÉLAN", "É", "é", "straße", "STRASSE", "ß", "ss",
     "%", "0%", "_", "a_b", "A_", "/", "h/p", '"', '"hi"', 'Q"',
     "x", "X", "xy", "xyz", "k", "K", "elvin \u212a", "  s", "zzz", "zq", "b", "-1",
+    "'", "t's", "o'k", "\\", "k\\s", "\\1",
 ]  # fmt: skip
 
 
@@ -119,6 +121,23 @@ async def test_search_with_a_quantity_filter_and_a_sort(
     assert body["total"] == len(want)
     ids, _ = await _found(client, q="cotton", max_quantity=11, sort="name")
     assert [numbers[i] for i in ids] == [11]
+
+
+@pytest.mark.parametrize("sort", ["id", "-id", "name", "-quantity"])
+@pytest.mark.parametrize("term", ["olt", "ölf", "ot", "o"])
+async def test_search_pages_in_every_order(
+    client: AsyncClient, db: AsyncSession, sort: str, term: str
+) -> None:
+    numbers = await _seed(db)  # quantity = row number
+    want = [n for n in expected(term) if n >= 2]
+    key = {"name": lambda n: (ROWS[n - 1][0], n)}.get(sort.lstrip("-"), lambda n: n)
+    want.sort(key=key, reverse=sort.startswith("-"))
+    pages = []
+    for skip in range(0, len(want) + 2, 2):
+        ids, body = await _found(client, q=term, sort=sort, skip=skip, limit=2, min_quantity=2)
+        assert (body["total"], body["total_exact"]) == (len(want), True)
+        pages += [numbers[i] for i in ids]
+    assert pages == want
 
 
 @pytest.fixture

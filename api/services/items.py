@@ -98,8 +98,12 @@ def _term(q: str, dialect: str) -> ColumnElement[bool]:
 
 def _found(q: str) -> Select[Any]:
     """SQLite: the ids of the items whose name or sku holds `q` (3+ characters)."""
+    return select(_search.c.rowid).where(_match(q))
+
+
+def _match(q: str) -> ColumnElement[bool]:
     phrase = '"' + q.replace('"', '""') + '"'  # FTS5: a quoted string is literal
-    return select(_search.c.rowid).where(literal_column(SEARCH_TABLE).op("MATCH")(phrase))
+    return literal_column(SEARCH_TABLE).op("MATCH")(phrase)
 
 
 def _contains(term: str) -> str:
@@ -127,9 +131,9 @@ def _spellings(term: str) -> list[str]:
     return ["".join(p) for p in itertools.product(*options)]
 
 
-def _filters(query: ItemQuery, dialect: str) -> list[ColumnElement[bool]]:
+def _filters(query: ItemQuery, dialect: str, *, term: bool = True) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
-    if query.q:
+    if query.q and term:
         where.append(_term(query.q, dialect))
     if query.min_quantity is not None:
         where.append(_items.quantity >= query.min_quantity)
@@ -171,9 +175,17 @@ async def search(db: AsyncSession, query: ItemQuery) -> Page:
     else:  # every item: the count the triggers keep, not a scan of the table
         # (cast: PostgreSQL's sum of bigints is a numeric, which would come back a Decimal)
         count = select(func.coalesce(func.sum(ItemCount.__table__.c.total), 0).cast(BigInteger))
-    page = _ordered(
-        select(*_items, count.scalar_subquery().label("total")).where(*where), query.sort.value
-    )
+    page = select(*_items, count.scalar_subquery().label("total"))
+    sort = query.sort.value
+    if dialect == "sqlite" and query.q and len(query.q) >= INDEXED_TERM and sort in ("id", "-id"):
+        # By id: the index's matches in id order, up to the page's end (`id IN (…)` would
+        # collect every match first).
+        rowid = _search.c.rowid
+        page = page.select_from(_search.join(_table, _items.id == rowid))
+        page = page.where(_match(query.q), *_filters(query, dialect, term=False))
+        page = page.order_by(rowid.desc() if sort == "-id" else rowid)
+    else:
+        page = _ordered(page.where(*where), sort)
     short = query.q is not None and len(query.q) < INDEXED_TERM
     async with _bounded(db, SHORT_SEARCH_TIMEOUT if short else None):
         rows = (await db.execute(page.offset(query.skip).limit(query.limit))).all()
