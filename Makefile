@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: run install install-dev test test-postgres lint check ci bench bench-search wrk fuzz lock clean e2e chromium
+.PHONY: run install install-dev test test-perf test-postgres test-deploy lint check ci bench bench-search wrk fuzz lock clean e2e chromium nginx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +28,24 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/inventory serve
 
-## The test suite on SQLite (no services needed).
+## The test suite on SQLite (no services needed). Leaves out the `perf` tests (pyproject.toml).
 test: install-dev
 	$(BIN)/pytest
 
-## The same suite on PostgreSQL (PG_TEST_URL, default: the local `test` database).
+## The `perf` tests: statement, round-trip and loop-turn counts (SQLite; with
+## TEST_DATABASE_URL=postgresql+asyncpg://... also PostgreSQL's).
+test-perf: install-dev
+	$(BIN)/pytest -m perf
+
+## The same suite on PostgreSQL: each run creates (and drops) a database of its own on the
+## server PG_TEST_URL names (default: the local one, as postgres).
 test-postgres: install-dev
-	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -m "not e2e"
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -m "not e2e and not deploy and not perf"
+
+## nginx in front of two instances, on a PostgreSQL database of its own (created and dropped
+## on PG_TEST_URL's server) and Redis (TEST_REDIS_URL); tests/deploy. Needs nginx: see below.
+test-deploy: install-dev nginx
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -m deploy
 
 lint: install-dev
 	$(BIN)/ruff check .
@@ -46,7 +57,7 @@ check: install-dev
 	rm -rf .check && DATA_DIR=.check $(BIN)/alembic upgrade head && DATA_DIR=.check $(BIN)/alembic check; \
 	  status=$$?; rm -rf .check; exit $$status
 
-ci: chromium test lint check fuzz test-postgres
+ci: chromium nginx test lint check fuzz test-deploy test-postgres
 
 ## Property-based API fuzzing (schemathesis) against a real server on a fresh SQLite database,
 ## bounded by FUZZ_MAX_EXAMPLES per operation and FUZZ_MAX_SECONDS; see tests/fuzz_api.py.
@@ -67,6 +78,15 @@ chromium:
 	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
 	  echo "make chromium: /usr/bin/chromium is missing; installing it now with $${SUDO:+sudo }apt-get update && $${SUDO:+sudo }apt-get install -y chromium"; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
+## Debian's nginx for `make test-deploy`: runs `apt-get install nginx` (with sudo unless root)
+## when /usr/sbin/nginx is missing (on a host with systemd, apt also starts the package's own
+## site on port 80; the test does not use it: it runs nginx with its own files and port).
+nginx:
+	@test -x /usr/sbin/nginx || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  echo "make nginx: /usr/sbin/nginx is missing; installing it now with $${SUDO:+sudo }apt-get update && $${SUDO:+sudo }apt-get install -y nginx"; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q nginx; }
 
 ## Benchmarks (not part of the tests); see bench/README.md.
 ## With the peer: make bench BENCH_ARGS="--peer ../shared/bench/peer_app.py"

@@ -9,8 +9,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
+from api.compression import Gzip
 from api.docs import install_docs
 from api.errors import install_error_handlers
+from api.forwarded import ForwardedHeaders
+from api.head import HeadAsGet
 from api.logs import configure_logging
 from api.middleware import BodySizeLimit, SecurityHeaders
 from api.openapi import operation_id, refine
@@ -28,6 +31,9 @@ Keeps track of stock: items with quantities, users with roles.
 
 Reads are public. To write, press **Authorize**, log in with your username and password,
 and every call is sent with your bearer token.
+
+Every `GET` route also answers `HEAD`: the same status and headers, without the body.
+JSON over 1 KiB is sent gzip-compressed to clients that accept it (`Accept-Encoding: gzip`).
 """
 
 
@@ -96,7 +102,8 @@ def create_served_app() -> FastAPI:
 
 
 def _add_middleware(app: FastAPI) -> None:
-    """The last added runs first: security headers wrap everything, even CORS and 413s."""
+    """The last added runs first: security headers wrap the app, even CORS and 413s;
+    compression, HEAD and the forwarded headers wrap them."""
     settings = get_api_settings()
     app.add_middleware(
         BodySizeLimit,
@@ -113,3 +120,8 @@ def _add_middleware(app: FastAPI) -> None:
             max_age=600,
         )
     app.add_middleware(SecurityHeaders)
+    if settings.GZIP_LEVEL:
+        app.add_middleware(Gzip, level=settings.GZIP_LEVEL)
+    app.add_middleware(HeadAsGet)  # outside gzip: a HEAD shows the GET's encoding and length
+    if settings.trusted_proxies:
+        app.add_middleware(ForwardedHeaders, trusted=settings.trusted_proxies)

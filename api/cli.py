@@ -76,7 +76,7 @@ def serve(args: argparse.Namespace) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from api.listen import listening_address
+    from api.listen import listening_address, listening_path
 
     get_secret_key()  # fail before forking workers
     migrate()
@@ -89,6 +89,7 @@ def serve(args: argparse.Namespace) -> None:
         "factory": True,
         "host": args.host,
         "port": args.port,
+        "uds": args.uds,
         # uvloop, accepting every connection waiting at once (api/listen.py).
         "loop": "api.listen:new_event_loop",
         "server_header": False,
@@ -102,12 +103,18 @@ def serve(args: argparse.Namespace) -> None:
         return
     # Each worker listens on a socket of its own (api/listen.py), not on one they share.
     try:
-        address = listening_address(args.host, args.port)
+        address = listening_path(args.uds) if args.uds else listening_address(args.host, args.port)
     except OSError as exc:
-        raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
-    config = uvicorn.Config(app, workers=workers, **options)
+        where = args.uds or f"{args.host}:{args.port}"
+        raise CommandError(f"cannot listen on {where}: {exc}") from None
+    # A worker must answer the supervisor's health check within this many seconds or it is
+    # killed and replaced; uvicorn's 5 s can pass before a new worker has even imported
+    # itself on a busy machine, and then each replacement dies the same way.
+    config = uvicorn.Config(app, workers=workers, timeout_worker_healthcheck=30, **options)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"serving on http://{host}:{args.port}, workers: {workers}", flush=True)
+    port = None if args.uds else address.getsockname()[1]  # the one chosen for --port 0
+    where = f"unix:{args.uds}" if args.uds else f"http://{host}:{port}"
+    print(f"serving on {where}, workers: {workers}", flush=True)
     if workers > 1:
         Multiprocess(config, sockets=[address]).run()
         return
@@ -176,7 +183,10 @@ def parser() -> argparse.ArgumentParser:
         "Logs one line per request (LOG_FORMAT=json for JSON lines).",
     )
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
+    s.add_argument(
+        "--uds", metavar="PATH", help="listen on this unix socket instead (behind nginx)"
+    )
     s.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     s.add_argument("--reload", action="store_true", help="restart on code changes (development)")
     s.set_defaults(run=serve)

@@ -14,8 +14,11 @@ asyncio's own loop does, and hands each connection to uvloop (figures: bench/RES
 """
 
 import asyncio
+import errno
 import logging
+import os
 import socket
+import stat
 from typing import Any
 
 import uvloop
@@ -57,6 +60,26 @@ def listening_address(host: str, port: int) -> ListeningAddress:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     address: ListeningAddress = _bound(ListeningAddress, family, (host, port))
     return address
+
+
+def listening_path(path: str) -> socket.socket:
+    """A unix socket at `path` (`inventory serve --uds`), which the workers share. A socket
+    file nothing listens on any more (left by a killed server) is replaced; one in use is not."""
+    if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(path)
+            except ConnectionRefusedError:
+                os.unlink(path)
+            else:
+                raise OSError(errno.EADDRINUSE, "another server listens there")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)  # its mode follows the umask: who may connect is the owner's choice
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class Loop(uvloop.Loop):

@@ -1,5 +1,6 @@
 """HTTP-facing settings (read from the environment and `.env`)."""
 
+import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -40,10 +41,31 @@ class ApiSettings(BaseSettings):
     # Browser origins allowed to call the API, comma-separated (e.g.
     # https://app.example.com,https://admin.example.com). Empty: CORS stays closed.
     CORS_ORIGINS: str = ""
+    # Proxies whose X-Forwarded-For/-Proto are believed, comma-separated addresses or networks
+    # (e.g. 127.0.0.1,10.0.0.0/8); `unix` for peers on `inventory serve --uds`. Empty: none.
+    TRUSTED_PROXIES: str = ""
+    # gzip level for JSON and text responses over 1 KiB when the client accepts it; 0: off.
+    GZIP_LEVEL: int = Field(default=1, ge=0, le=9)
 
     @property
     def cors_origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.CORS_ORIGINS.split(",") if o.strip()]
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        return [p.strip() for p in self.TRUSTED_PROXIES.split(",") if p.strip()]
+
+    @field_validator("TRUSTED_PROXIES")
+    @classmethod
+    def _addresses_or_networks(cls, value: str) -> str:
+        # uvicorn would take a mistyped entry as a literal that never matches: say so instead.
+        for entry in (p.strip() for p in value.split(",") if p.strip()):
+            if entry != "unix":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not an address, a network or `unix`") from None
+        return value
 
     @field_validator("UPLOAD_DIR", mode="before")
     @classmethod

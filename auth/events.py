@@ -23,7 +23,7 @@ Value = str | int | bool | None
 
 
 def client_address(request: Request) -> str:
-    """The peer's address as the server sees it (behind a proxy: see the README)."""
+    """The client's address: the peer's, or the one a TRUSTED_PROXIES proxy forwards."""
     return request.client.host if request.client else "unknown"
 
 

@@ -33,6 +33,8 @@ class AuthSettings(BaseSettings):
     # Keep the throttle's counters in Redis (e.g. redis://127.0.0.1:6379/0) instead of the
     # database.
     REDIS_URL: str = ""
+    # The start of every key this service writes in Redis (services sharing one database).
+    REDIS_KEY_PREFIX: str = "inventory:"
     FIRST_ADMIN_USERNAME: str = "admin"
     FIRST_ADMIN_PASSWORD: SecretStr | None = None
 

@@ -90,15 +90,14 @@ class DatabaseStore:
 class RedisStore:
     """Counts in Redis: one sorted set per key (score = time), expiring with the window."""
 
-    PREFIX = "inventory:login-failures:"
-
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
+        self.prefix = f"{prefix}login-failures:"
 
     async def newest(self, keys: Sequence[str], since: float) -> dict[str, list[float]]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.zrevrangebyscore(self.PREFIX + key, "+inf", f"({since}", withscores=True)
+                pipe.zrevrangebyscore(self.prefix + key, "+inf", f"({since}", withscores=True)
             answers = await pipe.execute()
         return {
             key: [float(score) for _member, score in found]
@@ -110,14 +109,14 @@ class RedisStore:
         member = f"{at}:{secrets.token_hex(4)}"  # unique, so equal timestamps both count
         async with self.redis.pipeline(transaction=True) as pipe:
             for key in keys:
-                name = self.PREFIX + key
+                name = self.prefix + key
                 pipe.zadd(name, {member: at})
                 pipe.zremrangebyscore(name, "-inf", at - window)
                 pipe.expire(name, math.ceil(window) + 1)
             await pipe.execute()
 
     async def clear(self, keys: Sequence[str]) -> None:
-        await self.redis.delete(*(self.PREFIX + key for key in keys))
+        await self.redis.delete(*(self.prefix + key for key in keys))
 
 
 def _dt(ts: float) -> datetime:
@@ -196,7 +195,11 @@ async def get_login_throttle(
     request: Request, db: ReadFirstSessionDep, clock: Annotated[Clock, Depends(get_clock)]
 ) -> LoginThrottle:
     redis: Redis | None = getattr(request.app.state, "login_throttle_redis", None)
-    store: ThrottleStore = RedisStore(redis) if redis is not None else DatabaseStore(db)
+    store: ThrottleStore = (
+        RedisStore(redis, get_auth_settings().REDIS_KEY_PREFIX)
+        if redis is not None
+        else DatabaseStore(db)
+    )
     return LoginThrottle(store, clock)
 
 

@@ -1,10 +1,13 @@
 """Every test gets a clean database built by the Alembic migrations and the real app on top.
 
 SQLite (default): the migrated file is built once, then copied afresh for each test.
-PostgreSQL (TEST_DATABASE_URL=postgresql+asyncpg://...): migrated once, tables emptied after
-each test. The app's own commit code runs in both.
+PostgreSQL (TEST_DATABASE_URL=postgresql+asyncpg://...): the run creates a database of its own
+(`test_<random>`) on that server, migrates it once, empties its tables after each test and
+drops it at the end, so runs sharing a server leave each other alone. The app's own commit
+code runs in both.
 """
 
+import asyncio
 import os
 import secrets
 import shutil
@@ -14,8 +17,8 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 # Cheap hashing and a fixed key for the whole run; set before any settings are read.
 os.environ.update(
@@ -34,7 +37,15 @@ from models import migrations
 from models.settings import get_database_settings
 from models.tables import metadata
 
-POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
+# The server TEST_DATABASE_URL names; this run's own database on it (created in the session).
+POSTGRES_SERVER_URL = os.environ.get("TEST_DATABASE_URL", "")
+POSTGRES_URL = (
+    make_url(POSTGRES_SERVER_URL)
+    .set(database=f"test_{secrets.token_hex(6)}")
+    .render_as_string(hide_password=False)
+    if POSTGRES_SERVER_URL
+    else ""
+)
 
 
 def clear_settings() -> None:
@@ -48,31 +59,43 @@ def clear_settings() -> None:
         getter.cache_clear()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def postgres_database() -> Iterator[None]:
+    """This run's own PostgreSQL database, created empty and dropped at the end."""
+    if not POSTGRES_URL:
+        yield
+        return
+    name = make_url(POSTGRES_URL).database
+    _on_postgres_server(f'CREATE DATABASE "{name}"')
+    try:
+        yield
+    finally:
+        _on_postgres_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _on_postgres_server(statement: str) -> None:
+    async def run() -> None:
+        engine = create_async_engine(POSTGRES_SERVER_URL, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
 @pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path | str:
+def migrated_template(
+    tmp_path_factory: pytest.TempPathFactory, postgres_database: None
+) -> Path | str:
     """A migrated database: a SQLite file to copy, or the PostgreSQL URL (migrated in place)."""
     if POSTGRES_URL:
-        _reset_postgres(POSTGRES_URL)
         migrations.upgrade(POSTGRES_URL)
         return POSTGRES_URL
     path = tmp_path_factory.mktemp("template") / "template.db"
     migrations.upgrade(f"sqlite+aiosqlite:///{path}")
     return path
-
-
-def _reset_postgres(url: str) -> None:
-    import asyncio
-
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    async def reset() -> None:
-        engine = create_async_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-
-    asyncio.run(reset())
 
 
 @pytest.fixture

@@ -14,90 +14,69 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: `tests` is not on the path otherwise
+
+from tests.server import running_server, server_env  # noqa: E402
+
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"
 
-
-def _wait_until_up(url: str, server: subprocess.Popen[bytes]) -> None:
-    for _ in range(300):
-        if server.poll() is not None:
-            sys.exit(f"fuzz: the server exited with {server.returncode}")
-        try:
-            httpx.get(f"{url}/health", timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    sys.exit("fuzz: the server did not come up")
+SERVER_SETTINGS = {
+    "REDIS_URL": "",
+    "SECRET_KEY": secrets.token_urlsafe(48),
+    # Cheap hashing keeps the run about the API, not argon2.
+    "ARGON2_MEMORY_COST_KIB": "64",
+    "ARGON2_TIME_COST": "1",
+    # The fuzzer's random logins would otherwise throttle the admin's own login.
+    "LOGIN_FAILURES_PER_PAIR": "0",
+    "LOGIN_FAILURES_PER_USERNAME": "0",
+    "LOGIN_FAILURES_PER_ADDRESS": "0",
+    "LOG_LEVEL": "WARNING",
+}
 
 
 def main() -> int:
-    port = os.environ.get("FUZZ_PORT", "8241")
     max_examples = os.environ.get("FUZZ_MAX_EXAMPLES", "40")
     max_seconds = int(os.environ.get("FUZZ_MAX_SECONDS", "240"))
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="fuzz-") as data_dir:
+    password = secrets.token_urlsafe(16)
+    with (
+        tempfile.TemporaryDirectory(prefix="fuzz-") as data_dir,
+        running_server(Path(data_dir), password, settings=SERVER_SETTINGS) as url,
+    ):
+        # The hooks restore the admin's password with `inventory set-password` on the same data.
         env = {
-            **os.environ,
-            "ENVIRONMENT": "development",
-            "DATA_DIR": data_dir,
-            "DATABASE_URL": "",
-            "REDIS_URL": "",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "FIRST_ADMIN_USERNAME": "admin",
-            "FIRST_ADMIN_PASSWORD": secrets.token_urlsafe(16),
-            # Cheap hashing keeps the run about the API, not argon2.
-            "ARGON2_MEMORY_COST_KIB": "64",
-            "ARGON2_TIME_COST": "1",
-            # The fuzzer's random logins would otherwise throttle the admin's own login.
-            "LOGIN_FAILURES_PER_PAIR": "0",
-            "LOGIN_FAILURES_PER_USERNAME": "0",
-            "LOGIN_FAILURES_PER_ADDRESS": "0",
-            "LOG_LEVEL": "WARNING",
+            **server_env(Path(data_dir), password, SERVER_SETTINGS),
             "FUZZ_BASE_URL": url,
             "SCHEMATHESIS_HOOKS": "tests.fuzz_hooks",
             "PYTHONPATH": str(ROOT),
         }
-        server = subprocess.Popen(  # noqa: S603  (our own interpreter and CLI)
-            [sys.executable, "-m", "api.cli", "serve", "--port", port],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
+        command = [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            f"{url}/openapi.json",
+            "--checks",
+            CHECKS,
+            "--max-examples",
+            max_examples,
+            "--max-time",
+            str(max_seconds),
+            "--workers",
+            "1",
+            "--seed",
+            os.environ.get("FUZZ_SEED", "20261125"),
+            "--suppress-health-check",
+            "too_slow,filter_too_much",
+        ]
         try:
-            _wait_until_up(url, server)
-            command = [
-                str(Path(sys.executable).parent / "schemathesis"),
-                "run",
-                f"{url}/openapi.json",
-                "--checks",
-                CHECKS,
-                "--max-examples",
-                max_examples,
-                "--max-time",
-                str(max_seconds),
-                "--workers",
-                "1",
-                "--seed",
-                os.environ.get("FUZZ_SEED", "20261125"),
-                "--suppress-health-check",
-                "too_slow,filter_too_much",
-            ]
-            try:
-                # Run from the scratch directory: schemathesis keeps a cache in its cwd.
-                return subprocess.run(  # noqa: S603
-                    command, cwd=data_dir, env=env, timeout=max_seconds + 120, check=False
-                ).returncode
-            except subprocess.TimeoutExpired:
-                print("fuzz: schemathesis ran past its time budget", file=sys.stderr)
-                return 1
-        finally:
-            server.terminate()
-            server.wait(timeout=15)
+            # Run from the scratch directory: schemathesis keeps a cache in its cwd.
+            return subprocess.run(  # noqa: S603
+                command, cwd=data_dir, env=env, timeout=max_seconds + 120, check=False
+            ).returncode
+        except subprocess.TimeoutExpired:
+            print("fuzz: schemathesis ran past its time budget", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ With SQLITE_BUSY_TIMEOUT_MS=0, two writers of one process meeting in SQLite woul
 """
 
 import asyncio
-import os
 
 import pytest
 from fastapi import FastAPI
@@ -16,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.enums import Role
 from models.item import Item
 from models.writers import sqlite_writers
-from tests.factories import auth_headers, make_item, make_user
+from tests.conftest import POSTGRES_URL
+from tests.factories import auth_headers, count, make_item, make_user
 
 WRITERS = 25
 
@@ -28,15 +28,15 @@ def _no_busy_wait(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_concurrent_creates_all_succeed(client: AsyncClient, db: AsyncSession) -> None:
     headers = await auth_headers(db, await make_user(db, Role.editor))
-
-    async def create(n: int) -> int:
-        r = await client.post("/items", json={"name": f"Box {n}", "quantity": n}, headers=headers)
-        return r.status_code
-
-    statuses = await asyncio.gather(*(create(n) for n in range(WRITERS)))
-
-    assert statuses == [201] * WRITERS
-    assert await db.scalar(select(func.count()).select_from(Item)) == WRITERS
+    responses = await asyncio.gather(
+        *(
+            client.post("/items", json={"name": f"Box {n}", "quantity": n}, headers=headers)
+            for n in range(WRITERS)
+        )
+    )
+    assert [r.status_code for r in responses] == [201] * WRITERS, [r.text for r in responses]
+    assert len({r.json()["item"]["id"] for r in responses}) == WRITERS
+    assert await count(db, Item) == WRITERS
 
 
 # SQLite queues the writers; PostgreSQL queues them on the item's row lock (SELECT FOR UPDATE).
@@ -57,9 +57,9 @@ async def test_concurrent_patches_of_one_item_all_apply(
     assert item.version == 1 + WRITERS
 
 
-@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="SQLite's writer turn")
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's writer turn")
 async def test_credentials_are_checked_before_the_writer_turn(
-    app: FastAPI, client: AsyncClient, db: AsyncSession
+    app: FastAPI, client: AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A write request waits for SQLite's one writer only once its caller is known: a revoked
     token is refused while another transaction writes, and a valid one waits its turn."""
@@ -70,13 +70,21 @@ async def test_credentials_are_checked_before_the_writer_turn(
     writers = sqlite_writers(app.state.engine)
     assert writers is not None
     body = {"name": "Box", "quantity": 1}
+    queued = asyncio.Event()
+    acquire = writers.acquire
 
-    await writers.acquire()  # another transaction is writing
+    async def queue_up() -> None:
+        queued.set()
+        await acquire()
+
+    await acquire()  # another transaction is writing
     try:
+        monkeypatch.setattr(writers, "acquire", queue_up)
         refused = await asyncio.wait_for(client.post("/items", json=body, headers=revoked), 10)
+        assert not queued.is_set()
         waiting = asyncio.create_task(client.post("/items", json=body, headers=headers))
-        await asyncio.sleep(0.2)
-        assert not waiting.done()
+        await asyncio.wait_for(queued.wait(), 10)  # its credentials checked, it asks for a turn
+        assert not waiting.done()  # and waits, the turn being held above
     finally:
         writers.release()
 

@@ -17,7 +17,6 @@ import uvicorn
 from fastapi import FastAPI
 
 from tests import imagefiles as img
-from tests.server import free_port
 
 SECRET = "a" * 32 + ".png"  # a name of our pattern, placed OUTSIDE the upload folder
 STORED = "b" * 32 + ".png"  # a genuine stored image
@@ -151,15 +150,14 @@ async def test_traversal_over_asgi_is_404_and_opens_nothing_outside(
 
 @pytest.fixture
 async def server(app: FastAPI) -> AsyncIterator[int]:
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="error")
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="error")
     srv = uvicorn.Server(config)
     task = asyncio.create_task(srv.serve())
     while not srv.started:
         if task.done():
             task.result()
         await asyncio.sleep(0.01)
-    yield port
+    yield srv.servers[0].sockets[0].getsockname()[1]
     srv.should_exit = True
     await task
 

@@ -105,6 +105,7 @@ def _on_items(sent: list[str]) -> list[str]:
     return [s.split()[0].upper() for s in sent if " items" in s.lower()]
 
 
+@pytest.mark.perf
 async def test_list_page_and_total_are_one_statement(
     client: AsyncClient, db: AsyncSession, statements: list[str]
 ) -> None:
@@ -404,6 +405,7 @@ async def test_create_answers_201_with_location_and_stores_row(
     assert stored["version"] == 1
 
 
+@pytest.mark.perf
 async def test_create_is_one_insert(
     client: AsyncClient, editor_headers: dict[str, str], statements: list[str]
 ) -> None:
@@ -522,6 +524,7 @@ async def test_create_duplicate_sku_is_409_and_changes_nothing(
 # --- patch ------------------------------------------------------------------------------
 
 
+@pytest.mark.perf
 @pytest.mark.parametrize(
     ("quantity", "version", "sent"),
     [(4, 2, ["UPDATE"]), (3, 1, ["UPDATE", "SELECT"])],

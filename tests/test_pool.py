@@ -2,6 +2,7 @@
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import exc, text
@@ -11,17 +12,25 @@ from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty
 from models.engine import create_engine
 from models.pool import FairQueue
 from models.settings import DatabaseSettings
+from tests.waiting import until
 
 
 async def _get(queue: AsyncAdaptedQueue[str], wait_s: float = 5) -> str:
     return await greenlet_spawn(queue.get, True, wait_s)
 
 
+def _queued(queue: AsyncAdaptedQueue[Any]) -> int:
+    """How many wait in `queue` for an item."""
+    if isinstance(queue, FairQueue):
+        return sum(not waiter.done() for waiter in queue._waiters)
+    return len(queue._queue._getters)  # type: ignore[attr-defined]
+
+
 async def _waiting(queue: AsyncAdaptedQueue[str], count: int) -> list[asyncio.Task[str]]:
     tasks = []
     for _ in range(count):
         tasks.append(asyncio.create_task(_get(queue)))
-        await asyncio.sleep(0.01)  # each is waiting before the next arrives
+        await until(lambda: _queued(queue) == len(tasks))  # each waits before the next arrives
     return tasks
 
 
@@ -57,7 +66,7 @@ async def test_a_waiter_that_gave_up_takes_nothing() -> None:
         await _get(queue, wait_s=0.05)
     [cancelled] = await _waiting(queue, 1)
     cancelled.cancel()
-    await asyncio.sleep(0.01)
+    await until(cancelled.done)
     queue.put_nowait("conn")
     assert queue.get_nowait() == "conn"
 
@@ -83,7 +92,7 @@ async def test_the_engine_uses_it_and_times_out_as_configured(tmp_path: Path) ->
             with pytest.raises(exc.TimeoutError):
                 await use("timed out")
             waiters = [asyncio.create_task(use(n)) for n in ("first", "second")]
-            await asyncio.sleep(0.05)
+            await until(lambda: _queued(engine.sync_engine.pool._pool) == 2)  # type: ignore[attr-defined]
         await asyncio.gather(*waiters)
         assert order == ["first", "second"]
     finally:

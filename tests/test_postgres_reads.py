@@ -10,7 +10,10 @@ from models.enums import Role
 from tests.conftest import POSTGRES_URL
 from tests.factories import PASSWORD, auth_headers, make_item, make_user
 
-pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's transactions")
+pytestmark = [
+    pytest.mark.perf,
+    pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's transactions"),
+]
 
 
 @pytest.fixture

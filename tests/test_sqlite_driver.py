@@ -1,4 +1,5 @@
-"""SQLite statements take one trip each to aiosqlite's thread, with the usual cursor results."""
+"""SQLite statements give the usual cursor results, and take one trip each to aiosqlite's
+thread (the trip counts are marked `perf`: `make test-perf`)."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -40,19 +41,13 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def test_each_statement_is_one_trip_with_its_results(
-    engine: AsyncEngine, trips: list[str]
-) -> None:
-    trips.clear()
+async def test_statements_give_the_usual_cursor_results(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         inserted = await conn.execute(text("INSERT INTO t (name) VALUES ('a'), ('b')"))
-        assert trips == ["_on_thread"]
         assert inserted.rowcount == 2
         assert inserted.lastrowid == 2
 
-        trips.clear()
         result = await conn.execute(text("SELECT id, name FROM t ORDER BY id"))
-        assert trips == ["_on_thread"]
         assert list(result.keys()) == ["id", "name"]
         assert result.all() == [(1, "a"), (2, "b")]
 
@@ -68,9 +63,31 @@ async def test_each_statement_is_one_trip_with_its_results(
         assert (await conn.execute(text("SELECT group_concat(name) FROM t"))).scalar() == "x,y"
 
 
-async def test_begin_goes_with_the_first_statement_and_a_failed_one_keeps_it(
-    engine: AsyncEngine, trips: list[str]
-) -> None:
+async def test_a_failed_statement_keeps_the_transaction(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO t (id) VALUES (1)"))
+    async with engine.connect() as conn:
+        with pytest.raises(exc.IntegrityError):
+            await conn.execute(text("INSERT INTO t (id) VALUES (1)"))  # BEGIN ran
+        await conn.execute(text("INSERT INTO t (id) VALUES (2)"))
+        await conn.rollback()
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 1
+
+
+@pytest.mark.perf
+async def test_each_statement_is_one_trip(engine: AsyncEngine, trips: list[str]) -> None:
+    async with engine.begin() as conn:
+        trips.clear()
+        await conn.execute(text("INSERT INTO t (name) VALUES ('a'), ('b')"))
+        assert trips == ["_on_thread"]
+        trips.clear()
+        (await conn.execute(text("SELECT id, name FROM t ORDER BY id"))).all()
+        assert trips == ["_on_thread"]
+
+
+@pytest.mark.perf
+async def test_begin_goes_with_the_first_statement(engine: AsyncEngine, trips: list[str]) -> None:
     trips.clear()
     async with engine.begin() as conn:
         await conn.execute(text("INSERT INTO t (id) VALUES (1)"))
@@ -81,15 +98,8 @@ async def test_begin_goes_with_the_first_statement_and_a_failed_one_keeps_it(
         await conn.commit()  # a transaction that never ran a statement
     assert trips == []
 
-    async with engine.connect() as conn:
-        with pytest.raises(exc.IntegrityError):
-            await conn.execute(text("INSERT INTO t (id) VALUES (1)"))  # BEGIN ran
-        await conn.execute(text("INSERT INTO t (id) VALUES (2)"))
-        await conn.rollback()
-    async with engine.connect() as conn:
-        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 1
 
-
+@pytest.mark.perf
 @pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's driver")
 async def test_a_read_request_is_one_trip_per_statement(
     client: AsyncClient, db: AsyncSession, trips: list[str]

@@ -1,6 +1,7 @@
-"""Login, bearer-token validation, refresh rotation and logout."""
+"""Login, bearer-token validation, refresh rotation and logout; forged, tampered, misused and
+outlived tokens are each 401 (or 403) and change nothing."""
 
-import os
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -17,11 +18,22 @@ from auth.settings import get_auth_settings
 from models.base import utcnow
 from models.enums import Role
 from models.user import AuthSession, User
-from tests.conftest import clear_settings
+from tests.conftest import POSTGRES_URL, clear_settings
 from tests.factories import PASSWORD, bearer, count, login_pair, make_user, row, sessions_of
-from tests.tokens_helpers import b64json, claims_of, fresh_claims, hand_made, header_of, sign
+from tests.security.conftest import snapshot
+from tests.tokens import (
+    b64json,
+    b64url,
+    claims_of,
+    fresh_claims,
+    hand_made,
+    header_of,
+    rsa_signed,
+    sign,
+)
 
 BAD_CREDENTIALS = {"detail": "Incorrect username or password"}
+ITEM = {"name": "Forged", "quantity": 1}
 TOKEN_KEYS = {"access_token", "token_type", "expires_in", "refresh_token"}
 
 
@@ -84,27 +96,27 @@ async def test_login_ignores_username_case(client: AsyncClient, user: User) -> N
 
 @pytest.mark.parametrize(
     ("username", "password"),
-    [("alice", "wrong password"), ("nobody", PASSWORD), ("alice", PASSWORD.upper())],
-    ids=["wrong password", "unknown user", "password case matters"],
+    [
+        ("alice", "wrong password"),
+        ("nobody", PASSWORD),
+        ("alice", PASSWORD.upper()),
+        # Input no account can have is just wrong credentials, never a server error.
+        ("ali\x00ce", PASSWORD),
+        ("alice", "p" * 129),
+        ("alice", PASSWORD + "x" * 5000),
+    ],
+    ids=[
+        "wrong password",
+        "unknown user",
+        "password case matters",
+        "NUL in username",
+        "129-char password",
+        "5000-char password",
+    ],
 )
 async def test_bad_credentials_are_401(
     client: AsyncClient, db: AsyncSession, user: User, username: str, password: str
 ) -> None:
-    r = await client.post("/token", data={"username": username, "password": password})
-    assert_401(r)
-    assert r.json() == BAD_CREDENTIALS
-    assert await count(db, AuthSession) == 0
-
-
-@pytest.mark.parametrize(
-    ("username", "password"),
-    [("ali\x00ce", PASSWORD), ("alice", "p" * 129), ("alice", PASSWORD + "x" * 5000)],
-    ids=["NUL in username", "129-char password", "5000-char password"],
-)
-async def test_impossible_credentials_are_401(
-    client: AsyncClient, db: AsyncSession, user: User, username: str, password: str
-) -> None:
-    """Input no account can have is just wrong credentials, never a server error."""
     r = await client.post("/token", data={"username": username, "password": password})
     assert_401(r)
     assert r.json() == BAD_CREDENTIALS
@@ -214,7 +226,7 @@ async def test_login_deletes_the_users_expired_logins_only(
     assert [s.id for s in await sessions_of(db, other)] == ["c" * 32]
 
 
-@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="SQLite's query plan")
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's query plan")
 async def test_expired_logins_are_found_by_index(db: AsyncSession) -> None:
     """Each login deletes its user's expired logins: through an index, however many logins the
     user has (a script that logs in for every run has thousands)."""
@@ -240,23 +252,60 @@ async def test_forged_token_with_the_servers_key_is_accepted(
     assert (await me(client, token)).status_code == 200
 
 
-async def test_missing_token_is_401(client: AsyncClient) -> None:
-    assert_401(await client.get("/users/me"))
+def _real_key() -> str:
+    return get_secret_key()
 
 
-async def test_non_bearer_scheme_is_401(client: AsyncClient, pair: tuple[str, str]) -> None:
-    assert_401(await client.get("/users/me", headers={"Authorization": f"Basic {pair[0]}"}))
+_ATTACKER_RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+_ATTACKER_RSA_PUBLIC_PEM = _ATTACKER_RSA.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
+FAR_FUTURE = 32503680000  # year 3000
+
+Forge = Callable[[dict[str, Any]], str]
+
+FORGERIES: dict[str, Forge] = {
+    "alg none": lambda c: hand_made({"alg": "none", "typ": "JWT"}, c, hmac_key=None),
+    "alg None": lambda c: hand_made({"alg": "None", "typ": "JWT"}, c, hmac_key=None),
+    "alg NONE, hmac kept": lambda c: hand_made({"alg": "NONE"}, c, hmac_key=None) + "c2ln",
+    "HS512 with the real key": lambda c: hand_made({"alg": "HS512"}, c, hmac_key=_real_key()),
+    "HS384 with the real key": lambda c: hand_made({"alg": "HS384"}, c, hmac_key=_real_key()),
+    "HS256 with a guessed key": lambda c: hand_made({"alg": "HS256"}, c, hmac_key="secret"),
+    "HS256 with an empty key": lambda c: hand_made({"alg": "HS256"}, c, hmac_key=""),
+    "RS256 with the attacker's key": lambda c: rsa_signed({"alg": "RS256"}, c, _ATTACKER_RSA),
+    "RS256 header over an HMAC with the real key": lambda c: hand_made(
+        {"alg": "RS256", "typ": "JWT"}, c, hmac_key=_real_key()
+    ),
+    "HS256 keyed with an RSA public key": lambda c: hand_made(
+        {"alg": "HS256"}, c, hmac_key=_ATTACKER_RSA_PUBLIC_PEM
+    ),
+    "kid path traversal to /dev/null": lambda c: hand_made(
+        {"alg": "HS256", "kid": "../../../../../../dev/null"}, c, hmac_key=""
+    ),
+    "kid SQL injection": lambda c: hand_made(
+        {"alg": "HS256", "kid": "x' UNION SELECT 'k"}, c, hmac_key="k"
+    ),
+    "embedded jwk": lambda c: hand_made(
+        {"alg": "HS256", "jwk": {"kty": "oct", "k": b64url(b"attacker")}}, c, hmac_key="attacker"
+    ),
+    "jku to the attacker": lambda c: hand_made(
+        {"alg": "HS256", "jku": "https://attacker.example/jwks.json"}, c, hmac_key="attacker"
+    ),
+    "exp in year 3000 with another key": lambda c: hand_made(
+        {"alg": "HS256"}, {**c, "exp": FAR_FUTURE}, hmac_key="another key of thirty-two bytes!"
+    ),
+}
 
 
-async def test_expired_token_is_401(client: AsyncClient, pair: tuple[str, str]) -> None:
-    now = int(utcnow().timestamp())
-    token = sign(fresh_claims(pair[0], iat=now - 3600, exp=now - 1))
-    assert_401(await me(client, token))
-
-
-async def test_wrong_signature_is_401(client: AsyncClient, pair: tuple[str, str]) -> None:
-    token = sign(fresh_claims(pair[0]), key="another key that is long enough to be a key")
-    assert_401(await me(client, token))
+@pytest.mark.parametrize("name", FORGERIES)
+async def test_forged_token_cannot_write(
+    client: AsyncClient, db: AsyncSession, pair: tuple[str, str], name: str
+) -> None:
+    """Each forgery carries the claims of a live login, so only the forgery is wrong."""
+    token = FORGERIES[name](fresh_claims(pair[0]))
+    before = await snapshot(db)
+    assert_401(await client.post("/items", json=ITEM, headers=bearer(token)))
+    assert await snapshot(db) == before
 
 
 async def test_tampered_payload_is_401(
@@ -265,60 +314,78 @@ async def test_tampered_payload_is_401(
     other = await make_user(db, Role.admin)
     header, _, signature = pair[0].split(".")
     payload = b64json(claims_of(pair[0]) | {"sub": str(other.id)})
-    assert_401(await me(client, f"{header}.{payload}.{signature}"))
+    before = await snapshot(db)
+    assert_401(await client.get("/users", headers=bearer(f"{header}.{payload}.{signature}")))
+    assert await snapshot(db) == before
 
 
-@pytest.mark.parametrize("alg", ["none", "None", "NONE"])
-async def test_alg_none_is_401(client: AsyncClient, pair: tuple[str, str], alg: str) -> None:
-    token = hand_made({"alg": alg, "typ": "JWT"}, fresh_claims(pair[0]), hmac_key=None)
-    assert_401(await me(client, token))
-
-
-async def test_hs512_token_is_401(client: AsyncClient, pair: tuple[str, str]) -> None:
-    token = sign(fresh_claims(pair[0]), algorithm="HS512")
-    assert header_of(token)["alg"] == "HS512"
-    assert_401(await me(client, token))
-
-
-async def test_rs256_token_is_401(client: AsyncClient, pair: tuple[str, str]) -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    token = sign(fresh_claims(pair[0]), key=pem, algorithm="RS256")
-    assert_401(await me(client, token))
-
-
-async def test_rs256_header_with_hmac_signature_is_401(
-    client: AsyncClient, pair: tuple[str, str]
+async def test_tampered_signature_is_401(
+    client: AsyncClient, db: AsyncSession, pair: tuple[str, str]
 ) -> None:
-    """Algorithm confusion: an RS256 header over an HMAC made with the server's key."""
-    token = hand_made(
-        {"alg": "RS256", "typ": "JWT"}, fresh_claims(pair[0]), hmac_key=get_secret_key()
-    )
-    assert_401(await me(client, token))
+    head, payload, sig = pair[0].split(".")
+    flipped = sig[:10] + ("A" if sig[10] != "A" else "B") + sig[11:]
+    before = await snapshot(db)
+    r = await client.post("/items", json=ITEM, headers=bearer(f"{head}.{payload}.{flipped}"))
+    assert_401(r)
+    assert await snapshot(db) == before
+
+
+async def test_missing_token_is_401(client: AsyncClient) -> None:
+    assert_401(await client.get("/users/me"))
+
+
+async def test_non_bearer_scheme_is_401(client: AsyncClient, pair: tuple[str, str]) -> None:
+    assert_401(await client.get("/users/me", headers={"Authorization": f"Basic {pair[0]}"}))
 
 
 @pytest.mark.parametrize(
-    "token",
-    ["garbage", "a.b.c", "...", "eyJhbGciOiJIUzI1NiJ9", "Bearer", "x" * 5000, "ünï.cø.de"],
+    "authorization",
+    [
+        "Bearer",
+        "Bearer ",
+        "bearer x",
+        "Bearer garbage",
+        "Bearer a.b",
+        "Bearer a.b.c",
+        "Bearer ...",
+        "Bearer ....",
+        "Bearer eyJhbGciOiJIUzI1NiJ9",
+        "Bearer Bearer",
+        "Bearer " + "x" * 5000,
+        "Bearer ünï.cø.de",
+    ],
 )
-async def test_garbage_token_is_401(client: AsyncClient, token: str) -> None:
-    r = await client.get("/users/me", headers={b"Authorization": f"Bearer {token}".encode()})
+async def test_malformed_authorization_is_401(
+    client: AsyncClient, db: AsyncSession, authorization: str
+) -> None:
+    before = await snapshot(db)
+    r = await client.post("/items", json=ITEM, headers={b"Authorization": authorization.encode()})
     assert_401(r)
+    assert await snapshot(db) == before
+
+
+async def test_token_in_the_query_string_is_ignored(
+    client: AsyncClient, db: AsyncSession, pair: tuple[str, str]
+) -> None:
+    before = await snapshot(db)
+    assert_401(await client.post(f"/items?access_token={pair[0]}", json=ITEM))
+    assert await snapshot(db) == before
+
+
+_AN_HOUR_AGO = int(utcnow().timestamp()) - 3600
 
 
 @pytest.mark.parametrize(
     "changes",
     [
+        {"iat": _AN_HOUR_AGO, "exp": _AN_HOUR_AGO + 60},
         {"sub": None},
         {"sub": "abc"},
         {"sub": "-1"},
         {"sub": "1.0"},
         {"sub": 1},
         {"sub": ""},
+        {"sub": "1 OR 1=1"},
         {"sid": None},
         {"sid": 5},
         {"jti": None},
@@ -326,14 +393,19 @@ async def test_garbage_token_is_401(client: AsyncClient, token: str) -> None:
         {"iat": None},
         {"typ": None},
         {"typ": "admin"},
+        {"typ": "refresh"},
         {"sid": "not-a-login"},
     ],
     ids=lambda c: ",".join(f"{k}={v!r}" for k, v in c.items()),
 )
 async def test_token_with_bad_claims_is_401(
-    client: AsyncClient, pair: tuple[str, str], changes: dict[str, Any]
+    client: AsyncClient, db: AsyncSession, pair: tuple[str, str], changes: dict[str, Any]
 ) -> None:
-    assert_401(await me(client, sign(fresh_claims(pair[0], **changes))))
+    """Signed with the server's own key: only the claims are wrong."""
+    before = await snapshot(db)
+    token = sign(fresh_claims(pair[0], **changes))
+    assert_401(await client.post("/items", json=ITEM, headers=bearer(token)))
+    assert await snapshot(db) == before
 
 
 async def test_token_of_another_users_login_is_401(
@@ -349,7 +421,9 @@ async def test_deleted_users_token_is_401(
 ) -> None:
     await db.execute(delete(User).where(User.id == user.id))
     await db.commit()
-    assert_401(await me(client, pair[0]))
+    before = await snapshot(db)
+    assert_401(await client.post("/items", json=ITEM, headers=bearer(pair[0])))
+    assert await snapshot(db) == before
 
 
 async def test_disabled_users_token_is_401(
@@ -358,8 +432,24 @@ async def test_disabled_users_token_is_401(
     """Even with the login itself untouched, the active flag is read on every request."""
     await db.execute(update(User).where(User.id == user.id).values(is_active=False))
     await db.commit()
-    assert_401(await me(client, pair[0]))
+    before = await snapshot(db)
+    assert_401(await client.post("/items", json=ITEM, headers=bearer(pair[0])))
+    assert await snapshot(db) == before
     assert all(s.revoked_at is None for s in await sessions_of(db, user))
+
+
+async def test_demoted_editor_is_refused_on_the_next_request(
+    client: AsyncClient, db: AsyncSession, user: User, pair: tuple[str, str]
+) -> None:
+    admin_access, _ = await login_pair(db, await make_user(db, Role.admin))
+    demote = await client.patch(
+        f"/users/{user.id}", json={"role": "viewer"}, headers=bearer(admin_access)
+    )
+    assert demote.status_code == 200
+    before = await snapshot(db)
+    r = await client.post("/items", json=ITEM, headers=bearer(pair[0]))
+    assert r.status_code == 403
+    assert await snapshot(db) == before
 
 
 async def test_token_issued_before_password_change_is_401(
@@ -380,16 +470,21 @@ async def test_token_issued_before_password_change_is_401(
 
 
 async def test_refresh_token_is_not_an_access_token(
-    client: AsyncClient, pair: tuple[str, str]
+    client: AsyncClient, db: AsyncSession, pair: tuple[str, str]
 ) -> None:
-    assert_401(await me(client, pair[1]))
+    before = await snapshot(db)
+    assert_401(await client.post("/items", json=ITEM, headers=bearer(pair[1])))
+    assert await snapshot(db) == before
 
 
 async def test_access_token_is_not_a_refresh_token(
-    client: AsyncClient, db: AsyncSession, user: User, pair: tuple[str, str]
+    client: AsyncClient, db: AsyncSession, pair: tuple[str, str]
 ) -> None:
-    assert_401(await refresh(client, pair[0]))
-    assert all(s.revoked_at is None for s in await sessions_of(db, user))
+    before = await snapshot(db)
+    r = await refresh(client, pair[0])
+    assert_401(r)
+    assert "access_token" not in r.text
+    assert await snapshot(db) == before
 
 
 # --- /token/refresh ---------------------------------------------------------------------

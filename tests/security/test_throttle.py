@@ -5,6 +5,7 @@ Time is moved with an injected clock, never slept.
 """
 
 import os
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
@@ -15,10 +16,10 @@ from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.app import create_app
+from auth.settings import get_auth_settings
 from models.login_failure import LoginFailure
 from models.user import AuthSession, User
-from tests.conftest import POSTGRES_URL, _empty_tables, clear_settings
+from tests.conftest import clear_settings
 from tests.factories import PASSWORD
 from tests.security.conftest import FakeClock, snapshot
 
@@ -27,40 +28,42 @@ WINDOW = 60
 ATTACKER = "203.0.113.66"
 
 
-def _redis_or_skip() -> str:
+def _redis_or_skip() -> redis.Redis:
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5)
     try:
         client.ping()
     except redis.RedisError:
+        client.close()
         pytest.skip(f"no Redis at {REDIS_URL}")
-    client.flushdb()  # only this test database number
-    client.close()
-    return REDIS_URL
+    return client
 
 
-@pytest.fixture(params=["database", "redis"])
+def _delete_keys(client: redis.Redis, prefix: str) -> None:
+    """Delete this test's keys only: other runs may share the Redis database."""
+    for key in client.scan_iter(match=f"{prefix}*", count=500):
+        client.delete(key)
+
+
+# Autouse: the settings are in place before the app (tests/conftest.py) is built.
+@pytest.fixture(params=["database", "redis"], autouse=True)
 def store(
     request: pytest.FixtureRequest, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
-    if request.param == "redis":
-        monkeypatch.setenv("REDIS_URL", _redis_or_skip())
+    client = _redis_or_skip() if request.param == "redis" else None
+    # Keys of this test alone, deleted afterwards.
+    prefix = f"inventory-test:{secrets.token_hex(8)}:"
+    if client is not None:
+        monkeypatch.setenv("REDIS_URL", REDIS_URL)
+        monkeypatch.setenv("REDIS_KEY_PREFIX", prefix)
     monkeypatch.setenv("LOGIN_THROTTLE_WINDOW_SECONDS", str(WINDOW))
     monkeypatch.setenv("LOGIN_FAILURES_PER_PAIR", "3")
     monkeypatch.setenv("LOGIN_FAILURES_PER_USERNAME", "5")
     monkeypatch.setenv("LOGIN_FAILURES_PER_ADDRESS", "8")
     clear_settings()
     yield request.param
-    if request.param == "redis":
-        redis.Redis.from_url(REDIS_URL).flushdb()
-
-
-@pytest.fixture
-async def app(store: str) -> AsyncIterator[FastAPI]:
-    application = create_app()
-    async with application.router.lifespan_context(application):
-        yield application
-        if POSTGRES_URL:
-            await _empty_tables(application)
+    if client is not None:
+        _delete_keys(client, prefix)
+        client.close()
 
 
 @asynccontextmanager
@@ -93,6 +96,10 @@ async def test_brute_force_ends_in_429_with_retry_after(
     assert await snapshot(db) == before  # a throttled attempt is not even counted
     if store == "database":
         assert len(before["login_failures"]) == 3 * 3  # three failures under three rules
+    else:  # one sorted set per rule, under the configured prefix
+        prefix = get_auth_settings().REDIS_KEY_PREFIX
+        with redis.Redis.from_url(REDIS_URL) as client:
+            assert len(list(client.scan_iter(match=f"{prefix}login-failures:*"))) == 3
 
 
 async def test_right_password_is_refused_while_throttled(

@@ -1,4 +1,5 @@
-"""Forged and tampered JWTs for the token tests: built with python-jose or by hand."""
+"""Forged and tampered JWTs for the token tests: signed with python-jose, or assembled by hand
+(any header, any HMAC key, an RSA signature or none: no library would build most of them)."""
 
 import base64
 import hashlib
@@ -7,10 +8,14 @@ import json
 import secrets
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jose import jwt
 
 from auth.secret import get_secret_key
 from models.base import utcnow
+
+_HMAC_DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 
 
 def b64url(data: bytes) -> str:
@@ -53,11 +58,23 @@ def sign(claims: dict[str, Any], *, key: str | None = None, algorithm: str = "HS
     return token
 
 
-def hand_made(header: dict[str, Any], claims: dict[str, Any], *, hmac_key: str | None) -> str:
-    """A JWT assembled by hand: any header, HMAC-SHA256 over it with `hmac_key`, or no
-    signature at all when `hmac_key` is None (the `alg: none` shape)."""
+def hand_made(
+    header: dict[str, Any], claims: dict[str, Any], *, hmac_key: str | bytes | None
+) -> str:
+    """A JWT assembled by hand: any header, an HMAC with `hmac_key` by the header's `alg`
+    (SHA-256 for any `alg` but HS384 and HS512), or no signature at all when `hmac_key` is
+    None (the `alg: none` shape)."""
     signing_input = f"{b64json(header)}.{b64json(claims)}"
     if hmac_key is None:
         return f"{signing_input}."
-    mac = hmac.new(hmac_key.encode(), signing_input.encode(), hashlib.sha256).digest()
+    key = hmac_key.encode() if isinstance(hmac_key, str) else hmac_key
+    digest = _HMAC_DIGESTS.get(header.get("alg", ""), hashlib.sha256)
+    mac = hmac.new(key, signing_input.encode(), digest).digest()
     return f"{signing_input}.{b64url(mac)}"
+
+
+def rsa_signed(header: dict[str, Any], claims: dict[str, Any], key: rsa.RSAPrivateKey) -> str:
+    """A JWT signed RS256-style with `key` (the attacker's own)."""
+    signing_input = f"{b64json(header)}.{b64json(claims)}"
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{b64url(signature)}"

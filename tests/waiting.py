@@ -1,0 +1,14 @@
+"""Waiting in tests: on a condition with a deadline, never for a fixed time."""
+
+import asyncio
+import time
+from collections.abc import Callable
+
+
+async def until(condition: Callable[[], bool], seconds: float = 10) -> None:
+    """Yield to the event loop until `condition()` holds; fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not true after {seconds} s: {condition}")
+        await asyncio.sleep(0.001)
