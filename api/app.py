@@ -18,7 +18,7 @@ from api.logs import configure_logging
 from api.middleware import BodySizeLimit, SecurityHeaders
 from api.openapi import operation_id, refine
 from api.request_log import RequestLogMiddleware
-from api.routers import health, images, items, users
+from api.routers import audit, health, images, items, movements, users
 from api.settings import get_api_settings
 from auth.router import router as auth_router
 from auth.secret import get_secret_key
@@ -86,7 +86,9 @@ def create_app() -> FastAPI:
     app.include_router(auth_router)
     app.include_router(items.router)
     app.include_router(images.router)
+    app.include_router(movements.router)
     app.include_router(users.router)
+    app.include_router(audit.router)
     app.include_router(health.router)
     return app
 

@@ -21,7 +21,12 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute
 
+from api.errors import Conflict, NotFound
+from api.imaging import NOT_AN_IMAGE
+from api.middleware import BodyTooLarge
 from api.schemas.common import ErrorOut
+from api.upload import INVALID as INVALID_MULTIPART
+from auth.errors import NOT_AUTHENTICATED, TOO_MANY_FAILED_LOGINS, PermissionDenied
 from auth.permissions import MINIMUM_ROLE, Capability
 from models.enums import Role
 
@@ -31,30 +36,32 @@ TAGS: dict[str, str] = {
     "auth": "Log in (OAuth2 password flow), refresh the token pair, log out.",
     "items": "Items and their stock. Reads are public; writes need an editor, deletes an admin.",
     "images": "One image per item, judged by its bytes, served under /static.",
+    "stock": "Every item's stock movements (each change of a quantity, with its reason).",
     "users": "Your own profile and password; managing users is for admins.",
+    "audit": "The audit trail of every write and login: for admins, read-only.",
     "operations": "Liveness and readiness probes.",
 }
 
 # Operation ids (route names) that answer 429 when throttled.
 THROTTLED = frozenset({"login"})
 
+# status: (description, example detail). Each example is what the implied error answers
+# (400: broken multipart framing; 401: no token; 404: "<Thing> not found" from the path); a
+# route whose own message differs declares it (`error_responses((409, "…"))`).
+# tests/test_error_examples.py provokes every documented error and compares.
 ERRORS: dict[int, tuple[str, str]] = {
-    # status: (description, example detail)
-    400: ("Bad request", "Current password is incorrect"),
-    401: (
-        "Not authenticated: no token, or an invalid, expired or revoked one",
-        "Could not validate credentials",
-    ),
-    403: ("Your role does not allow this", "Your role does not allow this"),
-    404: ("Not found", "Not found"),
-    409: ("Conflict with the current state", "An item with this sku already exists"),
+    400: ("Bad request", INVALID_MULTIPART),
+    401: ("Not authenticated: no token, or an invalid, expired or revoked one", NOT_AUTHENTICATED),
+    403: ("Your role does not allow this", PermissionDenied().detail),
+    404: ("Not found", NotFound.detail),
+    409: ("Conflict with the current state", Conflict.detail),
     412: (
         "The If-Match ETag is stale",
         "Item has changed since that ETag; reload it and try again",
     ),
-    413: ("Request body too large", "Request body too large"),
-    415: ("Not an accepted image (JPEG, PNG, GIF, WebP)", "Unsupported image type"),
-    429: ("Too many attempts; wait for Retry-After seconds", "Too many attempts; try again later"),
+    413: ("Request body too large", BodyTooLarge().detail),
+    415: ("Not an accepted image (JPEG, PNG, GIF, WebP)", NOT_AN_IMAGE),
+    429: ("Too many failed logins; wait for Retry-After seconds", TOO_MANY_FAILED_LOGINS),
 }
 
 _ERROR_REF = "#/components/schemas/ErrorOut"
@@ -128,8 +135,8 @@ def _complete_error(status: int, response: Schema, path: str) -> None:
     if not response.get("description") or response["description"] == phrase:
         response["description"] = description
     content = response.setdefault("content", {}).setdefault("application/json", {})
-    content.setdefault("schema", {"$ref": _ERROR_REF})
-    if "example" not in content and "examples" not in content:
+    schema = content.setdefault("schema", {"$ref": _ERROR_REF})
+    if schema == {"$ref": _ERROR_REF} and "example" not in content and "examples" not in content:
         content["example"] = {"detail": detail}
     if status in _HEADERS:
         response.setdefault("headers", {}).update(_HEADERS[status])

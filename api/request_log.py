@@ -58,6 +58,8 @@ class RequestLogMiddleware:
             return
         request_id = _incoming_id(scope)
         token = _request_id.set(request_id)
+        # Also for the audit trail (auth/audit.origin_of), as `request.state.request_id`.
+        scope.setdefault("state", {})["request_id"] = request_id
         start = time.perf_counter()
         status = 500
 

@@ -2,14 +2,12 @@
 
 import ipaddress
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.settings import get_database_settings
+from models.settings import SharedSettings, cached_setting
 
 
 class LogFormat(StrEnum):
@@ -17,9 +15,7 @@ class LogFormat(StrEnum):
     json = "json"
 
 
-class ApiSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-
+class ApiSettings(SharedSettings):
     PROJECT_NAME: str = "Inventory"
     # Serve /docs, /redoc and /openapi.json.
     DOCS_ENABLED: bool = True
@@ -75,9 +71,9 @@ class ApiSettings(BaseSettings):
 
     @property
     def upload_dir(self) -> Path:
-        return self.UPLOAD_DIR or get_database_settings().DATA_DIR / "uploads"
+        return self.UPLOAD_DIR or self.DATA_DIR / "uploads"
 
 
-@lru_cache
+@cached_setting
 def get_api_settings() -> ApiSettings:
     return ApiSettings()

@@ -10,7 +10,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import bindparam, select
 
 from auth import tokens
-from auth.errors import NotAuthenticated, PermissionDenied
+from auth.errors import NOT_AUTHENTICATED, NotAuthenticated, PermissionDenied
 from auth.permissions import Capability, allows
 from auth.tokens import TokenType
 from models.engine import BEFORE_WRITING
@@ -42,7 +42,7 @@ async def get_principal(
 ) -> Principal:
     """The caller, as the database says now: a revoked login or a disabled user is refused."""
     if not token:
-        raise NotAuthenticated("Not authenticated")
+        raise NotAuthenticated(NOT_AUTHENTICATED)
     try:
         claims = tokens.decode(token, TokenType.access)
     except tokens.InvalidToken:
@@ -74,5 +74,7 @@ def require(capability: Capability) -> Callable[[Principal], Awaitable[User]]:
 
 CurrentUser = Annotated[User, Depends(require(Capability.own_account))]
 EditorUser = Annotated[User, Depends(require(Capability.edit_items))]
-ItemAdminUser = Annotated[User, Depends(require(Capability.delete_items))]
+ItemDeleter = Annotated[User, Depends(require(Capability.delete_items))]
 AdminUser = Annotated[User, Depends(require(Capability.manage_users))]
+StockViewer = Annotated[User, Depends(require(Capability.read_movements))]
+AuditReader = Annotated[User, Depends(require(Capability.read_audit))]

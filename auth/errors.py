@@ -3,6 +3,10 @@ from fastapi import HTTPException, status
 from models.session import KeepChanges
 
 BEARER = {"WWW-Authenticate": "Bearer"}
+# The messages of the errors below, also shown as examples in the OpenAPI schema.
+NOT_AUTHENTICATED = "Not authenticated"
+INVALID_REFRESH = "Invalid refresh token"
+TOO_MANY_FAILED_LOGINS = "Too many failed logins; try again later"
 
 
 class NotAuthenticated(HTTPException):
@@ -36,7 +40,7 @@ class LoginThrottled(HTTPException):
     def __init__(self, retry_after: int) -> None:
         super().__init__(
             status.HTTP_429_TOO_MANY_REQUESTS,
-            "Too many failed logins; try again later",
+            TOO_MANY_FAILED_LOGINS,
             headers={"Retry-After": str(retry_after)},
         )
         self.retry_after = retry_after

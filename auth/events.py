@@ -1,4 +1,6 @@
-"""Authentication events as structured log records (logger `auth.events`).
+"""Authentication events that change nothing (a throttled login), as structured log records
+(logger `auth.events`). Events that record a change are audit events (auth/audit.py), logged
+on the same logger once their transaction commits.
 
 Each record is one JSON line — who, what, when and from where — also attached to the log
 record as `auth_event` for handlers that ship structured logs. Never a password or a token:

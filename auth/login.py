@@ -3,12 +3,13 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import events, sessions
+from auth import audit, events, sessions
+from auth.audit import Origin
 from auth.errors import LoginThrottled, NotAuthenticated, NotAuthenticatedKeepChanges
 from auth.passwords import MAX_PASSWORD_LENGTH, verify_password
 from auth.schemas import TokenPair
 from auth.throttle import LoginThrottle
-from models.engine import begin_read, begin_write, end_read
+from models.engine import begin_write, end_read, use_autocommit
 from models.user import User
 
 BAD_CREDENTIALS = "Incorrect username or password"
@@ -49,7 +50,7 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> Verifi
 
 
 async def log_in(
-    db: AsyncSession, throttle: LoginThrottle, username: str, password: str, address: str
+    db: AsyncSession, throttle: LoginThrottle, username: str, password: str, origin: Origin
 ) -> TokenPair:
     """`authenticate`, behind the login throttle, then a new login session; each outcome
     logged.
@@ -57,9 +58,10 @@ async def log_in(
     A throttled attempt is refused before any password check (cheap, and no guess is judged).
     A failure is counted, and its 401 still commits that count (KeepChanges).
     """
+    address = origin.address or "unknown"
     # The reads before the hash (throttle counts, the account) need no transaction around
     # them: no BEGIN and no ROLLBACK round trip.
-    await begin_read(db)
+    await use_autocommit(db)
     try:
         await throttle.check(username, address)
     except LoginThrottled as exc:
@@ -76,7 +78,7 @@ async def log_in(
     await begin_write(db)
     if verified is None:
         await throttle.failed(username, address)
-        events.emit("login_failed", address=address, username=username)
+        await audit.record(db, "auth.login_failed", None, None, {}, origin)
         raise NotAuthenticatedKeepChanges(BAD_CREDENTIALS)
     if verified.new_hash:
         await db.execute(
@@ -89,7 +91,6 @@ async def log_in(
     pair = await sessions.start(db, verified.user_id)
     if pair is None:  # disabled or deleted while the hash was checked: all of it rolls back
         raise NotAuthenticated(BAD_CREDENTIALS)
-    events.emit(
-        "login_succeeded", address=address, user_id=verified.user_id, username=verified.username
-    )
+    actor = audit.UserRef(verified.user_id, verified.username)
+    await audit.record(db, "auth.login", actor, ("user", verified.user_id), {}, origin)
     return pair

@@ -19,6 +19,7 @@ from typing import TypeVar
 from passlib.context import CryptContext
 
 from auth.settings import get_auth_settings
+from models.settings import cached_setting
 
 # The longest password anyone can have (the user schemas enforce it); passlib refuses > 4 KiB.
 MAX_PASSWORD_LENGTH = 128
@@ -29,7 +30,7 @@ HASH_THREAD_NICE = 10
 T = TypeVar("T")
 
 
-@lru_cache
+@cached_setting
 def get_password_context() -> CryptContext:
     s = get_auth_settings()
     return CryptContext(

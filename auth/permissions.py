@@ -8,18 +8,22 @@ from models.enums import Role
 class Capability(StrEnum):
     read = "read items, item images, /docs, health"
     own_account = "own profile, own password, refresh, logout"
+    read_movements = "read stock movements"
     edit_items = "create / update items, upload / remove images, adjust stock"
     delete_items = "delete items"
     manage_users = "manage users (list, create, change role, disable, reset password, delete)"
+    read_audit = "read the audit trail"
 
 
 # The least role that holds each capability; None means public.
 MINIMUM_ROLE: dict[Capability, Role | None] = {
     Capability.read: None,
     Capability.own_account: Role.viewer,
+    Capability.read_movements: Role.viewer,
     Capability.edit_items: Role.editor,
     Capability.delete_items: Role.admin,
     Capability.manage_users: Role.admin,
+    Capability.read_audit: Role.admin,
 }
 
 

@@ -3,11 +3,10 @@
 import contextlib
 import os
 import secrets
-from functools import lru_cache
 from pathlib import Path
 
 from auth.settings import get_auth_settings
-from models.settings import Environment, get_database_settings
+from models.settings import Environment, cached_setting
 
 MIN_SECRET_BYTES = 32
 # A random key of 32+ characters has many distinct ones; "aaaa…" or "abcabc…" do not.
@@ -20,12 +19,11 @@ class InsecureSecretKey(RuntimeError):
     pass
 
 
-@lru_cache
+@cached_setting
 def get_secret_key() -> str:
     settings = get_auth_settings()
-    db = get_database_settings()
     configured = settings.SECRET_KEY.get_secret_value() if settings.SECRET_KEY else ""
-    if Environment.production == db.ENVIRONMENT:
+    if Environment.production == settings.ENVIRONMENT:
         if len(configured.encode()) < MIN_SECRET_BYTES:
             raise InsecureSecretKey(
                 f"SECRET_KEY must be set to at least {MIN_SECRET_BYTES} random bytes in "
@@ -36,7 +34,7 @@ def get_secret_key() -> str:
         if len(set(configured)) < MIN_DISTINCT_CHARS:
             raise InsecureSecretKey("SECRET_KEY is not random enough; generate your own")
         return configured
-    return configured or _development_key(db.DATA_DIR / "secret_key")
+    return configured or _development_key(settings.DATA_DIR / "secret_key")
 
 
 def _development_key(path: Path) -> str:

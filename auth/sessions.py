@@ -9,8 +9,9 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Insert, Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import tokens
-from auth.errors import NotAuthenticated, RefreshTokenReused
+from auth import audit, tokens
+from auth.audit import Origin
+from auth.errors import INVALID_REFRESH, NotAuthenticated, RefreshTokenReused
 from auth.schemas import TokenPair
 from auth.settings import get_auth_settings
 from auth.tokens import TokenType
@@ -94,25 +95,49 @@ async def start(db: AsyncSession, user_id: int, *, require_active: bool = True) 
     return pair if cast(CursorResult[Any], inserted).rowcount == 1 else None
 
 
-async def rotate(db: AsyncSession, refresh_token: str) -> TokenPair:
-    """Spend a refresh token for a new pair. A spent one presented again revokes its login."""
+async def rotate(db: AsyncSession, refresh_token: str, origin: Origin) -> TokenPair:
+    """Spend a refresh token for a new pair. A spent one presented again revokes its login
+    (and the reuse is recorded: the 401 commits both)."""
     try:
         claims = tokens.decode(refresh_token, TokenType.refresh)
     except tokens.InvalidToken:
-        raise NotAuthenticated("Invalid refresh token") from None
+        raise NotAuthenticated(INVALID_REFRESH) from None
     login = await db.get(AuthSession, claims.session_id, with_for_update=True)
     if login is None or login.user_id != claims.user_id or login.revoked_at is not None:
-        raise NotAuthenticated("Invalid refresh token")
+        raise NotAuthenticated(INVALID_REFRESH)
     if not hmac.compare_digest(login.refresh_token_hash, _digest(refresh_token)):
         login.revoked_at = utcnow()
         await db.flush()
+        owner = await db.get(User, login.user_id)
+        actor = audit.UserRef(owner.id, owner.username) if owner else None
+        target = ("user", login.user_id)
+        await audit.record(db, "auth.refresh_reuse", actor, target, {}, origin)
         raise RefreshTokenReused(login.user_id, login.id)
     user = await db.get(User, login.user_id)
     if user is None or not user.is_active:
-        raise NotAuthenticated("Invalid refresh token")
+        raise NotAuthenticated(INVALID_REFRESH)
     pair, login.refresh_token_hash, login.expires_at = _pair(login.user_id, login.id)
     await db.flush()
     return pair
+
+
+async def log_out(
+    db: AsyncSession,
+    user: User,
+    session_id: str,
+    refresh_token: str | None,
+    all_devices: bool,
+    origin: Origin,
+) -> None:
+    """End this login (and the one of `refresh_token`), or every login of the user."""
+    if all_devices:
+        await revoke_all(db, user.id)
+    else:
+        await revoke(db, user.id, session_id)
+        if refresh_token:
+            await revoke_refresh_token(db, user.id, refresh_token)
+    changes = {"all_devices": {"old": None, "new": True}} if all_devices else {}
+    await audit.record(db, "auth.logout", user, ("user", user.id), changes, origin)
 
 
 async def revoke(db: AsyncSession, user_id: int, session_id: str) -> None:
@@ -129,9 +154,9 @@ async def revoke_refresh_token(db: AsyncSession, user_id: int, refresh_token: st
     try:
         claims = tokens.decode(refresh_token, TokenType.refresh)
     except tokens.InvalidToken:
-        raise NotAuthenticated("Invalid refresh token") from None
+        raise NotAuthenticated(INVALID_REFRESH) from None
     if claims.user_id != user_id:
-        raise NotAuthenticated("Invalid refresh token")
+        raise NotAuthenticated(INVALID_REFRESH)
     await revoke(db, user_id, claims.session_id)
 
 

@@ -1,15 +1,13 @@
 """Authentication settings (read from the environment and `.env`)."""
 
 import os
-from functools import lru_cache
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.settings import SharedSettings, cached_setting
 
 
-class AuthSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-
+class AuthSettings(SharedSettings):
     # HS256 key for every token. Required (>= 32 bytes) in production; in development an
     # unset key is generated once and kept in DATA_DIR/secret_key.
     SECRET_KEY: SecretStr | None = None
@@ -39,6 +37,6 @@ class AuthSettings(BaseSettings):
     FIRST_ADMIN_PASSWORD: SecretStr | None = None
 
 
-@lru_cache
+@cached_setting
 def get_auth_settings() -> AuthSettings:
     return AuthSettings()

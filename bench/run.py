@@ -441,11 +441,22 @@ def running(*servers: Server) -> Iterator[None]:
             s.stop()
 
 
-def start_service(run: Run, db: str, database_url: str) -> tuple[Server, str]:
-    """Migrate, seed, create the editor, serve; returns the server and an editor token."""
-    tmp = run.tmp / f"service-{db}"
-    tmp.mkdir()
+def start_service(
+    run: Run,
+    db: str,
+    database_url: str,
+    *,
+    name: str = "service",
+    code: Path | None = None,
+    port: int | None = None,
+) -> tuple[Server, str]:
+    """Migrate, seed, create the editor, serve; returns the server and an editor token.
+    `code`: another tree of this project to serve instead (--baseline), imported first."""
+    tmp = run.tmp / f"{name}-{db}"
+    tmp.mkdir(exist_ok=True)
     env = service_env(tmp, database_url)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     inventory = str(BIN / "inventory")
     subprocess.run([inventory, "migrate"], env=env, cwd=tmp, check=True, capture_output=True)
     password = secrets.token_urlsafe(16)
@@ -459,10 +470,10 @@ def start_service(run: Run, db: str, database_url: str) -> tuple[Server, str]:
         capture_output=True,
     )
     seed_items(database_url, ITEMS)
-    port = run.args.port
+    port = port or run.args.port
     cmd = [inventory, "serve", "--port", str(port), "--workers", str(run.args.workers)]
     server = start_server(
-        "service", cmd, port=port, env=env, cwd=tmp, ready_path="/health", workers=run.args.workers
+        name, cmd, port=port, env=env, cwd=tmp, ready_path="/health", workers=run.args.workers
     )
     run.editor_password = password
     token = http(
@@ -501,8 +512,63 @@ def start_peer(run: Run, db: str, peer_db_url: str) -> tuple[Server, str]:
     return server, token["access_token"]
 
 
+def bench_against_baseline(run: Run, db: str) -> None:
+    """The code before (--baseline) and after, served side by side and loaded in alternating
+    rounds; the writes' ratios are checked, and POST /items/{id}/adjust measured beside them."""
+    a = run.args
+    print(f"\n== {db}: before (--baseline) and after ==", flush=True)
+    if db == "sqlite":
+        url = f"sqlite+aiosqlite:///{run.tmp / f'service-{db}' / 'data' / 'inventory.db'}"
+        before_url = f"sqlite+aiosqlite:///{run.tmp / f'before-{db}' / 'data' / 'inventory.db'}"
+    else:
+        reset_postgres(a.pg, a.pg_service_db)
+        reset_postgres(a.pg, a.pg_baseline_db)
+        url = _pg_url(a.pg, a.pg_service_db, "asyncpg")
+        before_url = _pg_url(a.pg, a.pg_baseline_db, "asyncpg")
+    before, before_token = start_service(
+        run, db, before_url, name="before", code=a.baseline, port=a.baseline_port
+    )
+    with running(before):
+        after, token = start_service(run, db, url)
+        with running(after):
+            read_env = {"BENCH_IDS": str(READ_IDS)}
+            scenarios = (
+                ("GET /items/{id}", "get_item", read_env, read_env, 0.0),
+                ("GET /items?limit=20", "list", read_env, read_env, 0.0),
+                (
+                    "POST /items",
+                    "create",
+                    {"BENCH_TOKEN": token},
+                    {"BENCH_TOKEN": before_token},
+                    0.15,
+                ),
+                (
+                    "PATCH /items/{id}",
+                    "patch",
+                    {"BENCH_TOKEN": token, "BENCH_PATCH_IDS": str(ITEMS)},
+                    {"BENCH_TOKEN": before_token, "BENCH_PATCH_IDS": str(ITEMS)},
+                    0.15,
+                ),
+            )
+            for scenario, kind, env, before_env, allowed in scenarios:
+                mine, theirs = run.compare(after, before, scenario, db, kind, env, before_env)
+                assert theirs is not None
+                ratio = mine.result.rate / theirs.result.rate if theirs.result.rate else 0.0
+                target = f"within {allowed:.0%} of before" if allowed else "unchanged (noise)"
+                run.check(
+                    f"{db}: {scenario} {target}",
+                    f"{ratio:.2f}× ({mine.result.rate:.0f} vs {theirs.result.rate:.0f} req/s)",
+                    ratio >= 1 - allowed if allowed else None,
+                )
+            adjust_env = {"BENCH_TOKEN": token, "BENCH_PATCH_IDS": str(ITEMS)}
+            run.compare(after, None, "POST /items/{id}/adjust", db, "adjust", adjust_env, {})
+
+
 def bench_database(run: Run, db: str, hashes: HashRate) -> None:
     a = run.args
+    if a.baseline:
+        bench_against_baseline(run, db)
+        return
     print(f"\n== {db} ==", flush=True)
     if db == "sqlite":
         url = f"sqlite+aiosqlite:///{run.tmp / f'service-{db}' / 'data' / 'inventory.db'}"
@@ -780,8 +846,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--pg-service-db", default="bench_service")
     p.add_argument("--pg-peer-db", default="bench_peer")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="a tree of this project's code before a change (git archive REF | tar -x -C DIR):"
+        " served beside the current code and compared in alternating rounds (the writes'"
+        " targets: within 15%%); memory, 256-connection and login-storm runs are left out",
+    )
+    p.add_argument("--pg-baseline-db", default="bench_baseline")
     p.add_argument("--port", type=int, default=8100)
     p.add_argument("--peer-port", type=int, default=8102)
+    p.add_argument("--baseline-port", type=int, default=8104)
     args = p.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.memory_requests, args.hash_seconds = 6.0, 1.0, 10_000, 2.0
@@ -789,6 +864,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.peer = args.peer.resolve()
         if not args.peer.is_file():
             p.error(f"no such file: {args.peer}")
+    if args.baseline:
+        args.baseline = args.baseline.resolve()
+        if not (args.baseline / "api" / "cli.py").is_file():
+            p.error(f"not a tree of this project: {args.baseline}")
+        if args.peer:
+            p.error("--baseline and --peer are separate runs")
     return args
 
 
@@ -801,7 +882,7 @@ def main() -> int:
         hashes = measure_hash_rate(args.hash_seconds)
         for db in args.db.split(","):
             bench_database(run, db.strip(), hashes)
-        if not args.peer:
+        if not args.peer and not args.baseline:
             run.notes.append("no --peer given: ratios not measured")
         print_report(run, hashes)
         print(f"\nsaved {save(run, hashes).relative_to(ROOT)}")

@@ -1,5 +1,5 @@
 -- One wrk script for every scenario, configured by environment variables (set by run.py):
---   BENCH_KIND   get_item | list | create | patch | login | mixed | path
+--   BENCH_KIND   get_item | list | create | patch | adjust | login | mixed | path
 --   BENCH_PATH   the path (and query) that kind `path` gets
 --   BENCH_IDS    item ids to read are 1..BENCH_IDS; PATCH uses 1..BENCH_PATCH_IDS, split
 --                between threads so two requests rarely race for one row
@@ -61,6 +61,12 @@ local function patch()
       '{"quantity": ' .. (n % 100000) .. "}")
 end
 
+local function adjust()
+   local id = first_id + (n % span)
+   return wrk.format("POST", "/items/" .. id .. "/adjust", auth_headers,
+      '{"delta": 1, "reason": "received"}')
+end
+
 local function login()
    return wrk.format("POST", "/token", form_headers, login_body)
 end
@@ -73,7 +79,7 @@ local function get_path()
 end
 
 local kinds = {
-   get_item = get_item, list = list, create = create, patch = patch, login = login,
+   get_item = get_item, list = list, create = create, patch = patch, adjust = adjust, login = login,
    path = get_path,
 }
 

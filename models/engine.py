@@ -21,8 +21,8 @@ from models.writers import WriterTurn, sqlite_writers
 # its first statement, with the writer's turn and BEGIN IMMEDIATE (a deferred transaction that
 # reads, then writes after another writer committed, fails at once with SQLITE_BUSY).
 SQLITE_WRITER = "sqlite_writer"
-# Execution option of reads without a transaction on SQLite (begin_read): each statement on its
-# own.
+# Execution option of reads without a transaction on SQLite (use_autocommit): each statement
+# on its own.
 SQLITE_AUTOCOMMIT = "sqlite_autocommit"
 # Statement option: this read may run before the write transaction begins (on SQLite, on its
 # own, outside the writer's turn). For the caller's credentials, checked before anything else,
@@ -85,7 +85,7 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
         if SQLITE_WRITER in options:
             return  # begins at its first statement (_on_statement)
         if options.get(SQLITE_AUTOCOMMIT):
-            return  # each statement on its own (begin_read)
+            return  # each statement on its own (use_autocommit)
         _begin_with_next_statement(conn, "BEGIN")
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
@@ -122,14 +122,15 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 async def end_read(session: AsyncSession) -> None:
-    """End a transaction that has only read, before slow work (hashing, receiving an upload),
-    so it holds no lock or snapshot meanwhile. Loaded objects expire: re-read what you use."""
+    """End the reads (a read-only transaction, or autocommit reads after `use_autocommit`)
+    before slow work (hashing, receiving an upload): the session gives its connection back and
+    holds no lock or snapshot meanwhile. Loaded objects expire: re-read what you use."""
     if session.new or session.dirty or session.deleted:
         raise RuntimeError("ending the transaction would drop unflushed changes")
     await session.rollback()
 
 
-async def begin_read(session: AsyncSession) -> None:
+async def use_autocommit(session: AsyncSession) -> None:
     """Run a read-only request's statements (or a request's reads before it ends them with
     `end_read`) in autocommit, without a transaction around them.
 

@@ -14,3 +14,16 @@ class Role(StrEnum):
 
 
 _RANK = {Role.viewer: 0, Role.editor: 1, Role.admin: 2}
+
+
+class MovementReason(StrEnum):
+    """Why an item's quantity changed (a stock movement's reason)."""
+
+    received = "received"
+    sold = "sold"
+    used = "used"
+    returned = "returned"
+    damaged = "damaged"
+    lost = "lost"
+    counted = "counted"
+    correction = "correction"

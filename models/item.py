@@ -1,9 +1,20 @@
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, same_as_created, utcnow
+
+LOW_STOCK = text("quantity <= reorder_level")
 
 
 class Item(Base):
@@ -11,11 +22,14 @@ class Item(Base):
     __table_args__ = (
         CheckConstraint("quantity >= 0", name="quantity_non_negative"),
         CheckConstraint("quantity < 2147483648", name="quantity_int32"),
+        CheckConstraint("reorder_level >= 0", name="reorder_level_non_negative"),
         # One per sort key of a list, with id as its tie-breaker (read backwards for `-key`).
         Index("ix_items_name_id", "name", "id"),
         Index("ix_items_quantity_id", "quantity", "id"),
         Index("ix_items_created_at_id", "created_at", "id"),
         Index("ix_items_updated_at_id", "updated_at", "id"),
+        # The items low on stock (`?low_stock=true`), few of all: a partial index holds only them.
+        Index("ix_items_low_stock", "id", sqlite_where=LOW_STOCK, postgresql_where=LOW_STOCK),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -24,6 +38,8 @@ class Item(Base):
     description: Mapped[str | None] = mapped_column(Text)
     sku: Mapped[str | None] = mapped_column(String(64), unique=True)
     image_src: Mapped[str | None] = mapped_column(String(255))
+    # At or below it the item is low on stock; null: no alert.
+    reorder_level: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=same_as_created, onupdate=utcnow

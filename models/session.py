@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.engine import begin_read, begin_write
+from models.engine import begin_write, use_autocommit
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -24,7 +24,7 @@ def _request_session(write_first: bool) -> Callable[[Request], AsyncIterator[Asy
         factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
         async with factory() as session:
             if request.method in READ_METHODS:
-                await begin_read(session)
+                await use_autocommit(session)
             elif write_first:
                 await begin_write(session)
             try:

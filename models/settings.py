@@ -1,11 +1,17 @@
-"""Database and environment settings (read from the environment and `.env`)."""
+"""Settings (read from the environment and `.env`): the shared base every package's settings
+class builds on, the database's own, and the one place their cached values are forgotten."""
 
+from collections.abc import Callable
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from functools import _lru_cache_wrapper
 
 
 class Environment(StrEnum):
@@ -13,11 +19,34 @@ class Environment(StrEnum):
     production = "production"
 
 
-class DatabaseSettings(BaseSettings):
+class SharedSettings(BaseSettings):
+    """What every package reads; each package's settings class adds its own."""
+
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     ENVIRONMENT: Environment = Environment.development
     DATA_DIR: Path = Path("data")
+
+
+T = TypeVar("T")
+_cached: "list[_lru_cache_wrapper[object]]" = []
+
+
+def cached_setting(getter: Callable[[], T]) -> "_lru_cache_wrapper[T]":
+    """Read once per process (like `functools.lru_cache`), and forgotten by
+    `clear_cached_settings`. For the settings getters and what is derived from settings."""
+    cached = lru_cache(getter)
+    _cached.append(cached)
+    return cached
+
+
+def clear_cached_settings() -> None:
+    """Forget every cached setting, so the next read sees the environment as it is now."""
+    for cached in _cached:
+        cached.cache_clear()
+
+
+class DatabaseSettings(SharedSettings):
     # Empty means SQLite at DATA_DIR/inventory.db.
     DATABASE_URL: str = ""
     # Connections kept per worker. Overflow ones are closed as soon as they are returned while
@@ -40,6 +69,6 @@ class DatabaseSettings(BaseSettings):
         return f"sqlite+aiosqlite:///{self.DATA_DIR / 'inventory.db'}"
 
 
-@lru_cache
+@cached_setting
 def get_database_settings() -> DatabaseSettings:
     return DatabaseSettings()

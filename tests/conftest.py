@@ -29,12 +29,8 @@ os.environ.update(
 )
 
 from api.app import create_app
-from api.settings import get_api_settings
-from auth.passwords import get_password_context
-from auth.secret import get_secret_key
-from auth.settings import get_auth_settings
 from models import migrations
-from models.settings import get_database_settings
+from models.settings import clear_cached_settings
 from models.tables import metadata
 
 # The server TEST_DATABASE_URL names; this run's own database on it (created in the session).
@@ -46,17 +42,8 @@ POSTGRES_URL = (
     if POSTGRES_SERVER_URL
     else ""
 )
-
-
-def clear_settings() -> None:
-    for getter in (
-        get_database_settings,
-        get_auth_settings,
-        get_api_settings,
-        get_secret_key,
-        get_password_context,
-    ):
-        getter.cache_clear()
+# The tests' short name for it: forget every cached setting after changing the environment.
+clear_settings = clear_cached_settings
 
 
 @pytest.fixture(scope="session", autouse=True)

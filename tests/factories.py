@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import sessions
 from auth.passwords import hash_password
-from models.enums import Role
+from models.enums import MovementReason, Role
 from models.item import Item
+from models.stock_movement import StockMovement
 from models.user import AuthSession, User
 
 PASSWORD = "correct horse battery"
@@ -43,6 +44,17 @@ async def make_item(db: AsyncSession, **fields: Any) -> Item:
     values.update(fields)
     item = Item(**values)
     db.add(item)
+    await db.flush()
+    if item.quantity:  # as the API would have recorded it
+        db.add(
+            StockMovement(
+                item_id=item.id,
+                delta=item.quantity,
+                quantity_after=item.quantity,
+                reason=MovementReason.received,
+                created_at=item.created_at,
+            )
+        )
     await db.commit()
     return item
 

@@ -1,3 +1,4 @@
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -8,11 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.commands import items_csv
 from api.errors import Conflict
 from api.services import items as item_services
-from models.enums import Role
+from models.audit_event import AuditEvent
+from models.enums import MovementReason, Role
 from models.item import Item
+from models.stock_movement import StockMovement
 from models.user import User
 from tests.cli_runner import run_cli
 from tests.factories import make_item, make_user
+from tests.stock_checks import assert_movements_add_up
 
 HEADER = "sku,name,quantity,description\n"
 
@@ -190,22 +194,20 @@ async def test_a_failure_while_writing_rolls_back_every_row(
     create_many = item_services.create_many
     calls = 0
 
-    async def fail_the_second_time(*args: Any, **kwargs: Any) -> Any:
+    async def fail_on_the_second(*args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise Conflict("the database said no")
         return await create_many(*args, **kwargs)
 
-    monkeypatch.setattr(item_services, "create_many", fail_the_second_time)
-    monkeypatch.setattr(items_csv, "_INSERT_EVERY", 2)  # so the first two reach the database
+    monkeypatch.setattr(item_services, "create_many", fail_on_the_second)
+    monkeypatch.setattr(items_csv, "_CREATE_BATCH", 2)  # so the first two reach the database
     file = _csv(tmp_path, HEADER + "A,Bolt,7,\nB,One,1,\nC,Two,2,\nD,Three,3,\n")
 
     assert await run_cli("import", file, "--as", "stock") == 1
 
-    assert capsys.readouterr().err == (
-        "inventory: error: an item with one of these skus was just created; run it again\n"
-    )
+    assert capsys.readouterr().err == "inventory: error: the database said no\n"
     assert calls == 2
     assert await _items(db) == before  # the update of A and the creates before are gone too
 
@@ -270,3 +272,92 @@ async def test_import_a_missing_file(
 ) -> None:
     assert await run_cli("import", str(tmp_path / "nope.csv")) == 1
     assert capsys.readouterr().err.startswith("inventory: error: cannot read ")
+
+
+# --- stock movements ------------------------------------------------------------------------
+
+
+async def test_import_records_its_movements_with_a_note_naming_the_file(
+    db: AsyncSession, editor: User, tmp_path: Path
+) -> None:
+    await make_item(db, name="Bolt", quantity=5, sku="A")
+    await make_item(db, name="Nut", quantity=2, sku="B")
+    file = _csv(tmp_path, HEADER + "A,Bolt,7,\nB,Nut,2,\nC,New,4,\nD,Empty,0,\n")
+
+    assert await run_cli("import", file, "--as", "stock") == 0
+
+    await db.commit()
+    rows = await db.execute(
+        select(Item.sku, StockMovement.delta, StockMovement.reason, StockMovement.note)
+        .join(Item, Item.id == StockMovement.item_id)
+        .where(StockMovement.user_id == editor.id)
+        .order_by(StockMovement.id)
+    )
+    note = "CSV import of items.csv"
+    assert [tuple(r) for r in rows] == [
+        ("A", 2, MovementReason.correction, note),
+        ("C", 4, MovementReason.received, note),
+    ]
+    await assert_movements_add_up(db)
+    events = await db.execute(
+        select(AuditEvent.action, AuditEvent.actor_id, AuditEvent.address)
+        .where(AuditEvent.actor_id == editor.id)
+        .order_by(AuditEvent.id)
+    )
+    assert [tuple(e) for e in events] == [
+        ("item.update", editor.id, None),
+        ("item.create", editor.id, None),
+        ("item.create", editor.id, None),
+    ]
+
+
+async def test_export_movements_writes_them_oldest_first(
+    db: AsyncSession, editor: User, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    item = await make_item(db, name='Washer "A"', quantity=3, sku="W")
+    gone = await make_user(db, Role.editor)
+    db.add_all(
+        [
+            StockMovement(
+                item_id=item.id,
+                delta=-1,
+                quantity_after=2,
+                reason=MovementReason.sold,
+                note="order 7, box 2",
+                user_id=editor.id,
+                created_at=datetime(2026, 3, 1, 12, tzinfo=UTC),
+            ),
+            StockMovement(
+                item_id=item.id,
+                delta=1,
+                quantity_after=3,
+                reason=MovementReason.returned,
+                user_id=gone.id,
+                created_at=datetime(2026, 3, 2, 12, tzinfo=UTC),
+            ),
+        ]
+    )
+    await db.commit()
+    await db.delete(gone)
+    await db.commit()
+    target = tmp_path / "movements.csv"
+
+    window = ["--since", "2026-03-01", "--until", "2026-04-01T00:00:00+02:00"]
+    assert await run_cli("export-movements", str(target), *window) == 0
+
+    assert target.read_text().splitlines() == [
+        "id,created_at,item_id,sku,name,delta,quantity_after,reason,note,user",
+        f'2,2026-03-01T12:00:00+00:00,{item.id},W,"Washer ""A""",-1,2,sold,"order 7, box 2",stock',
+        f'3,2026-03-02T12:00:00+00:00,{item.id},W,"Washer ""A""",1,3,returned,,',
+    ]
+    assert capsys.readouterr().out == f"exported 2 movements to {target}\n"
+
+    assert await run_cli("export-movements", "-") == 0  # all of them: the creation's too
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in out] == ["id", "1", "2", "3"]
+
+
+async def test_export_movements_refuses_a_bad_date(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        await run_cli("export-movements", "-", "--since", "last tuesday")
+    assert "not an ISO 8601 date or time" in capsys.readouterr().err

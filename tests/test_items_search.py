@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import ServiceUnavailable
 from api.services import items as item_services
-from models.engine import begin_read
+from models.engine import use_autocommit
 from models.item import Item
 from tests.factories import fresh
 
@@ -198,7 +198,7 @@ async def test_the_envelopes_document_total_exact(client: AsyncClient) -> None:
 async def test_a_scan_that_runs_too_long_is_stopped(db: AsyncSession) -> None:
     """The bound of short-term searches: the statement is stopped, the connection stays
     usable, and on PostgreSQL the timeout does not outlive the search."""
-    await begin_read(db)
+    await use_autocommit(db)
     dialect = db.get_bind().dialect.name
     slow = (
         "SELECT pg_sleep(5)"

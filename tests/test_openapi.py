@@ -105,7 +105,7 @@ def test_operation_ids_are_the_route_names_and_unique(app: FastAPI, schema: Sche
         assert op["operationId"] == routes[(path, method)].name
 
 
-def test_every_operation_has_a_described_tag_and_a_written_summary(
+def test_every_operation_has_a_described_tag_a_written_summary_and_a_description(
     app: FastAPI, schema: Schema
 ) -> None:
     described = {t["name"] for t in schema["tags"] if t.get("description")}
@@ -115,6 +115,7 @@ def test_every_operation_has_a_described_tag_and_a_written_summary(
         assert set(op["tags"]) <= described, (method, path, op["tags"])
         # FastAPI would make one up from the function name; a person writes it.
         assert routes[(path, method)].summary, (method, path)
+        assert op.get("description"), (method, path)  # the endpoint's docstring
 
 
 def test_security_is_declared_exactly_on_guarded_routes(app: FastAPI, schema: Schema) -> None:

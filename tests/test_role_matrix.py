@@ -88,6 +88,10 @@ CONTRACT = {
     "PATCH /item-image/{item_id}": Capability.edit_items,
     "DELETE /item-image/{item_id}": Capability.edit_items,
     "GET /static/{file}": Capability.read,
+    "POST /items/{item_id}/adjust": Capability.edit_items,
+    "GET /items/{item_id}/movements": Capability.read_movements,
+    "GET /movements": Capability.read_movements,
+    "GET /audit": Capability.read_audit,
     "GET /health": Capability.read,
     "GET /ready": Capability.read,
 }

@@ -10,9 +10,11 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from api.app import create_app
+from api.settings import get_api_settings
 from auth.secret import InsecureSecretKey, _development_key, get_secret_key
+from auth.settings import get_auth_settings
 from models.engine import create_engine
-from models.settings import DatabaseSettings
+from models.settings import DatabaseSettings, get_database_settings
 from tests.conftest import clear_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,3 +152,15 @@ async def test_sqlite_connection_pragmas(tmp_path: Path) -> None:
         "busy_timeout": 1234,
         "synchronous": 2,
     }
+
+
+def test_every_package_reads_the_shared_settings_and_one_call_forgets_them(
+    environment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    getters = (get_database_settings, get_auth_settings, get_api_settings)
+    assert {g().DATA_DIR for g in getters} == {environment}
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "elsewhere"))
+    assert {g().DATA_DIR for g in getters} == {environment}  # cached
+    clear_settings()
+    assert {g().DATA_DIR for g in getters} == {tmp_path / "elsewhere"}
+    assert get_api_settings().upload_dir == tmp_path / "elsewhere" / "uploads"

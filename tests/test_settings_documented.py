@@ -12,7 +12,8 @@ from models.settings import DatabaseSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS: list[type[BaseSettings]] = [DatabaseSettings, AuthSettings, ApiSettings]
-NAMES = [name for cls in SETTINGS for name in cls.model_fields]
+# The shared ones (ENVIRONMENT, DATA_DIR) are in every class: each name once.
+NAMES = list(dict.fromkeys(name for cls in SETTINGS for name in cls.model_fields))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -104,7 +104,7 @@ async def test_begin_goes_with_the_first_statement(engine: AsyncEngine, trips: l
 async def test_a_read_request_is_one_trip_per_statement(
     client: AsyncClient, db: AsyncSession, trips: list[str]
 ) -> None:
-    """Read requests run in autocommit (models.engine.begin_read): no trip to end them."""
+    """Read requests run in autocommit (models.engine.use_autocommit): no trip to end them."""
     item = await make_item(db)
     trips.clear()
 

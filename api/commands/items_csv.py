@@ -1,4 +1,5 @@
-"""`inventory export FILE` and `inventory import FILE`: items as CSV, matched by sku.
+"""`inventory export FILE` and `inventory import FILE`: items as CSV, matched by sku;
+`inventory export-movements FILE`: the stock movements as CSV, for accounting.
 
 The import is all or nothing: every row is checked first (with the API's ItemCreate), then all
 are written in one transaction through the same service functions the API uses.
@@ -12,12 +13,12 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.engine import Row as ResultRow
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncResult, AsyncSession
 
 from api.commands.common import (
@@ -32,16 +33,18 @@ from api.commands.progress import Progress
 from api.errors import Conflict
 from api.schemas.items import ItemCreate, ItemUpdate
 from api.services import items
+from auth.audit import COMMAND_LINE
 from auth.permissions import Capability, allows
 from auth.settings import get_auth_settings
 from models.engine import begin_write
 from models.item import Item
+from models.stock_movement import StockMovement
 from models.user import User
 
 COLUMNS = ("sku", "name", "quantity", "description")
 REQUIRED = frozenset({"name", "quantity"})
 _LOOKUP_CHUNK = 500  # skus per SELECT … IN (…)
-_INSERT_EVERY = 5000  # new items written at once (in multi-row INSERTs)
+_CREATE_BATCH = 5000  # new items sent to the database at once (as multi-row INSERTs)
 _WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 FORMAT = """\
@@ -60,13 +63,28 @@ def register(sub: SubParsers) -> None:
     export.add_argument("file", help="the CSV file to write (replaced if it exists), or -")
     export.set_defaults(run=export_items)
 
+    movements = add_command(
+        sub,
+        "export-movements",
+        "write every stock movement to a CSV file, oldest first",
+        "Columns: "
+        + ", ".join(MOVEMENT_COLUMNS)
+        + "\n(user: who made it, empty once that user is deleted). Times are UTC, ISO 8601.\n\n"
+        "Example: inventory export-movements movements.csv --since 2026-01-01",
+    )
+    movements.add_argument("file", help="the CSV file to write (replaced if it exists), or -")
+    movements.add_argument("--since", type=_when, help="only movements at or after (ISO 8601)")
+    movements.add_argument("--until", type=_when, help="only movements before (ISO 8601)")
+    movements.set_defaults(run=export_movements)
+
     load = add_command(
         sub,
         "import",
         "create or update items from a CSV file, all or nothing",
         f"{FORMAT}\n\n"
         "A row whose sku exists updates that item (name, quantity, description); any other\n"
-        "row creates one. Every row is checked first: a bad one stops the import with its\n"
+        "row creates one. Each change of a quantity is recorded as a stock movement whose\n"
+        "note names the file. Every row is checked first: a bad one stops the import with its\n"
         "line number and nothing is written. Otherwise all rows are written in one\n"
         "transaction and a summary is printed.\n\n"
         "Example: inventory import items.csv --as alice",
@@ -90,25 +108,72 @@ def register(sub: SubParsers) -> None:
 # --- export ---------------------------------------------------------------------------------
 
 
-def _cells(item: ResultRow[str | None, str, int, str | None]) -> list[str]:
-    return [item.sku or "", item.name, str(item.quantity), item.description or ""]
-
-
 def export_items(args: argparse.Namespace) -> None:
-    to_stdout = args.file == "-"
+    rows = select(*(Item.__table__.c[c] for c in COLUMNS)).order_by(Item.id)
+    _export(args.file, "items", COLUMNS, rows)
+
+
+MOVEMENT_COLUMNS = (
+    "id",
+    "created_at",
+    "item_id",
+    "sku",
+    "name",
+    "delta",
+    "quantity_after",
+    "reason",
+    "note",
+    "user",
+)
+
+
+def _when(value: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {value!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def export_movements(args: argparse.Namespace) -> None:
+    m = StockMovement.__table__.c
+    rows = (
+        select(
+            m.id,
+            m.created_at,
+            m.item_id,
+            Item.sku,
+            Item.name,
+            m.delta,
+            m.quantity_after,
+            m.reason,
+            m.note,
+            User.username,
+        )
+        .join(Item, Item.id == m.item_id)
+        .outerjoin(User, User.id == m.user_id)
+        .order_by(m.id)
+    )
+    if args.since:
+        rows = rows.where(m.created_at >= args.since)
+    if args.until:
+        rows = rows.where(m.created_at < args.until)
+    _export(args.file, "movements", MOVEMENT_COLUMNS, rows)
+
+
+def _export(file: str, what: str, header: Sequence[str], rows: Select[Any]) -> None:
+    to_stdout = file == "-"
 
     async def work(db: AsyncSession) -> int:
-        # The four columns as rows, not ORM items (a third of the time for 100,000 items).
-        columns = (Item.sku, Item.name, Item.quantity, Item.description)
-        rows = await db.stream(select(*columns).order_by(Item.id).execution_options(yield_per=2000))
+        found = await db.stream(rows.execution_options(yield_per=2000))
         if to_stdout:
-            return await _write(sys.stdout, rows)
-        target = Path(args.file)
+            return await _write(sys.stdout, header, found)
+        target = Path(file)
         # Written beside the target and renamed over it: a failed export leaves no half file.
         fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
         try:
             with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
-                count = await _write(out, rows)
+                count = await _write(out, header, found)
             os.replace(tmp, target)
         except BaseException:
             os.unlink(tmp)
@@ -118,16 +183,24 @@ def export_items(args: argparse.Namespace) -> None:
     try:
         count = run_in_session(work)
     except OSError as exc:
-        raise CommandError(f"cannot write {args.file}: {exc.strerror}") from None
-    print(f"exported {count} items to {args.file}", file=sys.stderr if to_stdout else sys.stdout)
+        raise CommandError(f"cannot write {file}: {exc.strerror}") from None
+    print(f"exported {count} {what} to {file}", file=sys.stderr if to_stdout else sys.stdout)
 
 
-async def _write(out: TextIO, rows: AsyncResult[str | None, str, int, str | None]) -> int:
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+async def _write(out: TextIO, header: Sequence[str], rows: AsyncResult[Any]) -> int:
     writer = csv.writer(out)
-    writer.writerow(COLUMNS)
+    writer.writerow(header)
     count = 0
-    async for item in rows:
-        writer.writerow(_cells(item))
+    async for row in rows:
+        writer.writerow([_cell(v) for v in row])
         count += 1
     return count
 
@@ -245,43 +318,57 @@ class Summary:
     unchanged: int = 0
 
 
-async def apply(db: AsyncSession, rows: Sequence[Row], actor: User, progress: Progress) -> Summary:
-    """Create or update every row through the item services; the caller's one transaction
-    commits them together."""
+async def apply(
+    db: AsyncSession, rows: Sequence[Row], actor: User, progress: Progress, note: str
+) -> Summary:
+    """Create or update every row through the item services (each change of stock recorded
+    with `note`); the caller's one transaction commits them together."""
     existing = await _existing(db, [r.item.sku for r in rows if r.item.sku is not None])
     summary = Summary()
-    new: list[ItemCreate] = []  # written in batches: one INSERT each is slow
+    batch: list[ItemCreate] = []
     for done, row in enumerate(rows, start=1):
         data = row.item
         item = existing.get(data.sku) if data.sku is not None else None
         if item is None:
-            new.append(data)
-            summary.created += 1
-            if len(new) == _INSERT_EVERY:
-                await _create(db, new, actor)
-                new.clear()
+            batch.append(data)  # created in batches: one INSERT each is slow
+            if len(batch) == _CREATE_BATCH:
+                summary.created += await _create(db, batch, actor, note)
         else:
             changes = ItemUpdate(
                 name=data.name, quantity=data.quantity, description=data.description
             )
-            updated = await items.update(db, item.id, changes, actor, if_match=None)
+            updated = await items.update(
+                db, item.id, changes, actor, COMMAND_LINE, if_match=None, note=note
+            )
             if updated.version == item.version:
                 summary.unchanged += 1
             else:
                 summary.updated += 1
         progress.update(done)
-    await _create(db, new, actor)
+    summary.created += await _create(db, batch, actor, note)
     return summary
 
 
-async def _create(db: AsyncSession, new: Sequence[ItemCreate], actor: User) -> None:
+async def _create(db: AsyncSession, batch: list[ItemCreate], actor: User, note: str) -> int:
+    """Create the batch's items and empty it."""
+    if not batch:
+        return 0
     try:
-        await items.create_many(db, new, actor)
-    except Conflict:
-        # Only a sku can collide, and only with an item created since the rows were checked.
+        await items.create_many(db, batch, actor, COMMAND_LINE, note=note)
+    except Conflict as exc:
+        if exc.detail != items.DUPLICATE_SKU:
+            raise
+        # Only with an item created since the rows were checked.
         raise CommandError(
             "an item with one of these skus was just created; run it again"
         ) from None
+    created = len(batch)
+    batch.clear()
+    return created
+
+
+def _file_name(file: str) -> str:
+    return "standard input" if file == "-" else Path(file).name
 
 
 def import_items(args: argparse.Namespace) -> None:
@@ -293,7 +380,7 @@ def import_items(args: argparse.Namespace) -> None:
         actor = await _editor(db, actor_name)
         enabled = Progress.wanted(len(rows), args.progress)
         with Progress("importing", len(rows), enabled) as progress:
-            return await apply(db, rows, actor, progress)
+            return await apply(db, rows, actor, progress, f"CSV import of {_file_name(args.file)}")
 
     summary = run_in_session(work)
     print(

@@ -1,15 +1,17 @@
+from functools import partial
 from typing import Annotated, Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import FileResponse
 
-from api import etags, storage
+from api import etags, storage, upload
 from api.deps import ItemDep
 from api.errors import NotFound
 from api.schemas.common import error_responses
 from api.schemas.items import ItemOut, ItemRead
 from api.services import images
+from auth.audit import OriginDep
 from auth.deps import EditorUser
 from models.session import SessionDep
 
@@ -54,14 +56,15 @@ IMAGE_NOT_FOUND = "Image not found"
     openapi_extra=UPLOAD_BODY,
 )
 async def upload_image(
-    user: EditorUser, item: ItemDep, db: SessionDep, request: Request
+    user: EditorUser, item: ItemDep, db: SessionDep, origin: OriginDep, request: Request
 ) -> ItemOut:
     """Multipart field `file`: a JPEG, PNG, GIF or WebP image of at most `MAX_UPLOAD_BYTES`.
 
     The image is re-encoded without its metadata (EXIF, GPS, comments) and stored under a
     name the server picks; the old image, if any, is removed.
     """
-    item = await images.replace(db, item, request, user)
+    receive = partial(upload.receive_file, request)
+    item = await images.replace(db, item, receive, user, origin)
     return ItemOut(item=ItemRead.model_validate(item))
 
 
@@ -70,8 +73,11 @@ async def upload_image(
     summary="Remove an item's image",
     responses=error_responses(401, 403, 404),
 )
-async def delete_image(user: EditorUser, item: ItemDep, db: SessionDep) -> ItemOut:
-    item = await images.remove(db, item, user)
+async def delete_image(
+    user: EditorUser, item: ItemDep, db: SessionDep, origin: OriginDep
+) -> ItemOut:
+    """The file is removed once the change commits; an item without an image is unchanged."""
+    item = await images.remove(db, item, user, origin)
     return ItemOut(item=ItemRead.model_validate(item))
 
 
@@ -87,7 +93,7 @@ async def delete_image(user: EditorUser, item: ItemDep, db: SessionDep) -> ItemO
             }
         },
         304: {"description": "Not modified (If-None-Match)"},
-        **error_responses(404),
+        **error_responses((404, IMAGE_NOT_FOUND)),
     },
 )
 async def get_image(file: str, if_none_match: Annotated[str | None, Header()] = None) -> Response:

@@ -94,6 +94,14 @@ class ErrorOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "Item not found"}]})
 
 
-def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error statuses a route can answer."""
-    return {code: {"model": ErrorOut} for code in codes}
+def error_responses(*errors: int | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route can answer. A `(status, detail)` pair
+    shows the route's own message as the example; a bare status gets its usual one
+    (`api/openapi.py`)."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        code, detail = error if isinstance(error, tuple) else (error, None)
+        responses[code] = {"model": ErrorOut}
+        if detail is not None:
+            responses[code]["content"] = {"application/json": {"example": {"detail": detail}}}
+    return responses

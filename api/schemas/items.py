@@ -20,6 +20,16 @@ Name = Annotated[Label, Field(min_length=1, max_length=200, examples=["Hex bolt 
 Quantity = Annotated[int, Field(ge=0, le=MAX_INT32, strict=True, examples=[40])]
 Description = Annotated[Text, Field(max_length=2000, examples=["Zinc plated, 40 mm"])]
 Sku = Annotated[Label, Field(min_length=1, max_length=64, examples=["BOLT-M8-40"])]
+ReorderLevel = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=MAX_INT32,
+        strict=True,
+        examples=[10],
+        description="At or below it the item is low on stock; null: no alert",
+    ),
+]
 
 # Shown in /docs and in generated clients.
 ITEM_EXAMPLE: JsonDict = {
@@ -30,6 +40,8 @@ ITEM_EXAMPLE: JsonDict = {
     "sku": "BOLT-M8-40",
     "image_src": None,
     "image_url": None,
+    "reorder_level": 10,
+    "low_stock": False,
     "created_at": "2026-01-05T09:30:00Z",
     "updated_at": "2026-01-05T09:30:00Z",
     "version": 1,
@@ -40,7 +52,7 @@ class ItemCreate(Input):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"name": "Hex bolt M8", "quantity": 40, "sku": "BOLT-M8-40"},
+                {"name": "Hex bolt M8", "quantity": 40, "sku": "BOLT-M8-40", "reorder_level": 10},
             ]
         }
     )
@@ -49,10 +61,12 @@ class ItemCreate(Input):
     quantity: Quantity
     description: Description | None = None
     sku: Sku | None = None
+    reorder_level: ReorderLevel | None = None
 
 
 class ItemUpdate(Input):
-    """Only the fields sent change; `description` and `sku` may be null to clear them."""
+    """Only the fields sent change; `description`, `sku` and `reorder_level` may be null to
+    clear them. A new `quantity` is recorded as a `correction` movement."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"quantity": 38}]})
 
@@ -60,6 +74,7 @@ class ItemUpdate(Input):
     quantity: Quantity | None = None
     description: Description | None = None
     sku: Sku | None = None
+    reorder_level: ReorderLevel | None = None
 
     @model_validator(mode="after")
     def _required_not_null(self) -> Self:
@@ -76,6 +91,7 @@ class ItemRead(BaseModel):
     description: str | None
     sku: str | None
     image_src: str | None
+    reorder_level: int | None
     created_at: datetime
     updated_at: datetime
     version: int
@@ -84,6 +100,12 @@ class ItemRead(BaseModel):
     @property
     def image_url(self) -> str | None:
         return f"/static/{self.image_src}" if self.image_src else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def low_stock(self) -> bool:
+        """`reorder_level` is set and `quantity` is at or below it."""
+        return self.reorder_level is not None and self.quantity <= self.reorder_level
 
 
 class ItemOut(BaseModel):
@@ -137,6 +159,13 @@ class ItemQuery(BaseModel):
     sort: ItemSort = ItemSort.id
     min_quantity: int | None = Field(default=None, ge=0, le=MAX_INT32)
     max_quantity: int | None = Field(default=None, ge=0, le=MAX_INT32)
+    sku: Line | None = Field(
+        default=None, min_length=1, max_length=64, description="Exact match on the whole sku"
+    )
+    low_stock: bool | None = Field(
+        default=None,
+        description="true: only items at or below their reorder level; false: the others",
+    )
 
     @model_validator(mode="after")
     def _range(self) -> Self:

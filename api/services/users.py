@@ -1,6 +1,8 @@
-"""User management rules: uniqueness, the last active admin, revoking logins on changes."""
+"""User management rules: uniqueness, the last active admin, revoking logins on changes; each
+change recorded in the audit trail (never a password or its hash)."""
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -8,13 +10,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import BadRequest, Conflict, NotFound
 from api.schemas.users import PasswordChange, ProfileUpdate, UserCreate, UserQuery, UserUpdate
-from auth import sessions
+from auth import audit, sessions
+from auth.audit import COMMAND_LINE, Actor, Origin
 from auth.passwords import hash_password, verify_password
+from models.constraints import constraint_name
 from models.enums import Role
 from models.user import User
 
 USER_NOT_FOUND = "User not found"
 LAST_ADMIN = "This would leave no active admin"
+# Constraint names (models.base NAMING_CONVENTION) and what a clash with each means.
+_UNIQUE = {
+    "uq_users_username": "A user with this username already exists",
+    "uq_users_email": "A user with this e-mail already exists",
+}
+# What the audit trail records of a user.
+USER_FIELDS = ("username", "email", "full_name", "role", "is_active")
+
+
+def _fields(user: User) -> dict[str, Any]:
+    return {name: getattr(user, name) for name in USER_FIELDS}
 
 
 async def get(db: AsyncSession, user_id: int) -> User:
@@ -48,19 +63,20 @@ async def _flush(db: AsyncSession) -> None:
     try:
         await db.flush()
     except IntegrityError as exc:
-        message = str(exc.orig)
-        if "username" in message:
-            raise Conflict("A user with this username already exists") from None
-        if "email" in message:
-            raise Conflict("A user with this e-mail already exists") from None
-        raise
+        detail = _UNIQUE.get(constraint_name(exc) or "")
+        if detail is None:
+            raise
+        raise Conflict(detail) from None
 
 
 def _email(value: str | None) -> str | None:
     return value.lower() if value else None
 
 
-async def create(db: AsyncSession, data: UserCreate) -> User:
+async def create(
+    db: AsyncSession, data: UserCreate, actor: Actor | None = None, origin: Origin = COMMAND_LINE
+) -> User:
+    """A new user; `actor` None: created from the command line."""
     user = User(
         username=data.username.lower(),
         password_hash=await hash_password(data.password),
@@ -71,17 +87,35 @@ async def create(db: AsyncSession, data: UserCreate) -> User:
     )
     db.add(user)
     await _flush(db)
+    await audit.record(
+        db, "user.create", actor, ("user", user.id), audit.created(_fields(user)), origin
+    )
     return user
 
 
-async def update_profile(db: AsyncSession, user: User, data: ProfileUpdate) -> User:
+def _profile(user: User, data: ProfileUpdate) -> None:
     changes = data.model_dump(include={"email", "full_name"}, exclude_unset=True)
     if "email" in changes:
         changes["email"] = _email(changes["email"])
     for field, value in changes.items():
         setattr(user, field, value)
+
+
+async def update_profile(db: AsyncSession, user: User, data: ProfileUpdate, origin: Origin) -> User:
+    """The caller's own e-mail and name."""
+    before = _fields(user)
+    _profile(user, data)
     await _flush(db)
+    await _record_update(db, user, before, user, origin)
     return user
+
+
+async def _record_update(
+    db: AsyncSession, actor: Actor | None, before: dict[str, Any], user: User, origin: Origin
+) -> None:
+    changes = audit.changed(before, _fields(user))
+    if changes:
+        await audit.record(db, "user.update", actor, ("user", user.id), changes, origin)
 
 
 async def _lock_admins(db: AsyncSession) -> None:
@@ -107,11 +141,19 @@ def _is_active_admin(user: User) -> bool:
     return user.role == Role.admin and user.is_active
 
 
-async def update(db: AsyncSession, user: User, data: UserUpdate) -> User:
+async def update(
+    db: AsyncSession,
+    user: User,
+    data: UserUpdate,
+    actor: Actor | None = None,
+    origin: Origin = COMMAND_LINE,
+) -> User:
+    """An admin's change of a user (`actor` None: from the command line)."""
     was_admin = _is_active_admin(user)
     if was_admin:
         await _lock_admins(db)
-    await update_profile(db, user, data)
+    before = _fields(user)
+    _profile(user, data)
     fields = data.model_fields_set
     revoke = False
     if "role" in fields and data.role is not None:
@@ -127,10 +169,16 @@ async def update(db: AsyncSession, user: User, data: UserUpdate) -> User:
     if revoke:
         await sessions.revoke_all(db, user.id)
     await _flush(db)
+    await _record_update(db, actor, before, user, origin)
+    if "password" in fields and data.password is not None:
+        await audit.record(db, "user.password", actor, ("user", user.id), {}, origin)
     return user
 
 
-async def delete(db: AsyncSession, user: User) -> None:
+async def delete(db: AsyncSession, user: User, actor: Actor, origin: Origin) -> None:
+    """The user; the items they touched are kept, their last state stays in the audit trail."""
+    last = audit.removed(_fields(user))
+    await audit.record(db, "user.delete", actor, ("user", user.id), last, origin)
     if _is_active_admin(user):
         await _lock_admins(db)
         await db.delete(user)
@@ -140,19 +188,27 @@ async def delete(db: AsyncSession, user: User) -> None:
         await db.flush()
 
 
-async def change_password(db: AsyncSession, user: User, data: PasswordChange) -> None:
+async def change_password(
+    db: AsyncSession, user: User, data: PasswordChange, origin: Origin
+) -> None:
     ok, _ = await verify_password(data.current_password, user.password_hash)
     if not ok:
         raise BadRequest("Current password is incorrect")
-    user.password_hash = await hash_password(data.new_password)
-    await sessions.revoke_all(db, user.id)
-    await db.flush()
+    await set_password(db, user, data.new_password, user, origin)
 
 
-async def set_password(db: AsyncSession, user: User, password: str) -> None:
+async def set_password(
+    db: AsyncSession,
+    user: User,
+    password: str,
+    actor: Actor | None = None,
+    origin: Origin = COMMAND_LINE,
+) -> None:
+    """A new password; every login of the user ends."""
     user.password_hash = await hash_password(password)
     await sessions.revoke_all(db, user.id)
     await db.flush()
+    await audit.record(db, "user.password", actor, ("user", user.id), {}, origin)
 
 
 async def ensure_first_admin(db: AsyncSession, admin: UserCreate) -> User | None:

@@ -1,4 +1,5 @@
-"""Every authentication event is one structured record on `auth.events`: who, what, when, where."""
+"""Every authentication and user event is one structured record on `auth.events`: who, what,
+when, where (the audit events of auth/audit.py once committed, and a throttled login)."""
 
 import json
 from datetime import datetime
@@ -21,13 +22,17 @@ class _Records(list[dict[str, Any]]):
         super().__init__()
         self.caplog = caplog
 
-    def of(self, event: str) -> dict[str, Any]:
-        found = [
-            r.auth_event  # type: ignore[attr-defined]
-            for r in self.caplog.records
-            if r.name == "auth.events" and r.auth_event["event"] == event  # type: ignore[attr-defined]
-        ]
-        assert len(found) == 1, f"{event}: {len(found)} records"
+    def of(self, action: str) -> dict[str, Any]:
+        """The one log record of `action`: an audit event's (`audit_event`), or one of
+        auth/events.py's (`auth_event`) for an event that changes nothing."""
+        found: list[dict[str, Any]] = []
+        for r in self.caplog.records:
+            if r.name != "auth.events":
+                continue
+            entry = getattr(r, "audit_event", None) or r.auth_event  # type: ignore[attr-defined]
+            if entry.get("action", entry.get("event")) == action:
+                found.append(entry)
+        assert len(found) == 1, f"{action}: {len(found)} records"
         record: dict[str, Any] = found[0]
         assert json.loads(json.dumps(record)) == record
         datetime.fromisoformat(record["at"])
@@ -46,10 +51,11 @@ async def test_login_success_and_failure(
 ) -> None:
     await client.post("/token", data={"username": "eddie", "password": "nope nope"})
     await client.post("/token", data={"username": "EDDIE", "password": PASSWORD})
-    failed, ok = recorded.of("login_failed"), recorded.of("login_succeeded")
-    assert failed["username"] == "eddie"
-    assert failed["user_id"] is None  # unknown and known users log alike on failure
-    assert (ok["user_id"], ok["username"]) == (editor.id, "eddie")
+    failed, ok = recorded.of("auth.login_failed"), recorded.of("auth.login")
+    assert failed["actor_id"] is None  # unknown and known users log alike on failure
+    assert failed["request_id"]
+    assert (ok["actor_id"], ok["actor_username"]) == (editor.id, "eddie")
+    assert (ok["target_type"], ok["target_id"]) == ("user", editor.id)
 
 
 async def test_login_throttled(
@@ -73,15 +79,16 @@ async def test_refresh_reuse(
     _, refresh = await login_pair(db, editor)
     await client.post("/token/refresh", json={"refresh_token": refresh})
     await client.post("/token/refresh", json={"refresh_token": refresh})
-    assert recorded.of("refresh_token_reused")["user_id"] == editor.id
+    assert recorded.of("auth.refresh_reuse")["actor_id"] == editor.id
 
 
 async def test_logout(
     client: AsyncClient, db: AsyncSession, editor: User, recorded: _Records
 ) -> None:
     await client.post("/logout?all=true", headers=await auth_headers(db, editor))
-    record = recorded.of("logout")
-    assert (record["user_id"], record["all_devices"]) == (editor.id, True)
+    record = recorded.of("auth.logout")
+    assert record["actor_id"] == editor.id
+    assert record["changes"] == {"all_devices": {"old": None, "new": True}}
 
 
 async def test_password_change(
@@ -93,8 +100,9 @@ async def test_password_change(
         headers=await auth_headers(db, editor),
     )
     assert r.status_code == 204
-    record = recorded.of("password_changed")
-    assert record["user_id"] == record["target_user_id"] == editor.id
+    record = recorded.of("user.password")
+    assert record["actor_id"] == record["target_id"] == editor.id
+    assert record["changes"] == {}
 
 
 async def test_admin_changes(
@@ -105,19 +113,20 @@ async def test_admin_changes(
         "/users", json={"username": "newbie", "password": "long enough pw"}, headers=headers
     )
     uid = created.json()["user"]["id"]
-    await client.patch(f"/users/{uid}", json={"role": "editor"}, headers=headers)
-    await client.patch(f"/users/{uid}", json={"is_active": False}, headers=headers)
+    await client.patch(
+        f"/users/{uid}", json={"role": "editor", "is_active": False}, headers=headers
+    )
     await client.patch(f"/users/{uid}", json={"password": "reset by admin"}, headers=headers)
     await client.delete(f"/users/{uid}", headers=headers)
-    for event in ("user_created", "role_changed", "status_changed", "password_reset"):
-        record = recorded.of(event)
-        assert (record["user_id"], record["target_user_id"]) == (admin.id, uid)
-        assert record["target_username"] == "newbie"
-    role = recorded.of("role_changed")
-    assert (role["old"], role["new"]) == ("viewer", "editor")
-    status = recorded.of("status_changed")
-    assert (status["old"], status["new"]) == (True, False)
-    assert recorded.of("user_deleted")["target_user_id"] == uid
+    for action in ("user.create", "user.update", "user.password", "user.delete"):
+        record = recorded.of(action)
+        assert (record["actor_id"], record["target_id"]) == (admin.id, uid)
+    assert recorded.of("user.create")["changes"]["username"] == {"old": None, "new": "newbie"}
+    assert recorded.of("user.update")["changes"] == {
+        "role": {"old": "viewer", "new": "editor"},
+        "is_active": {"old": True, "new": False},
+    }
+    assert recorded.of("user.delete")["changes"]["username"] == {"old": "newbie", "new": None}
 
 
 async def test_unchanged_role_logs_nothing(

@@ -1,0 +1,100 @@
+"""Stock movements, read. (They are written only by api/services/items.py, with the change
+of quantity they record.)"""
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Row, Select, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import NotFound
+from api.schemas.stock import (
+    ItemMovementQuery,
+    MovementList,
+    MovementQuery,
+    MovementRead,
+    UserRef,
+)
+from api.services.items import ITEM_NOT_FOUND
+from models.item import Item
+from models.stock_movement import StockMovement
+from models.user import User
+
+_movements = cast(Table, StockMovement.__table__)
+_m = _movements.c
+
+
+def movement_read(row: Row[Any], username: str | None) -> MovementRead:
+    """A movement row as JSON; `username` is its user's (None once that user is deleted)."""
+    user = None
+    if row.user_id is not None and username is not None:
+        user = UserRef(id=row.user_id, username=username)
+    return MovementRead(
+        id=row.id,
+        item_id=row.item_id,
+        delta=row.delta,
+        quantity_after=row.quantity_after,
+        reason=row.reason,
+        note=row.note,
+        created_at=row.created_at,
+        user=user,
+    )
+
+
+def _filters(query: ItemMovementQuery) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if query.reason is not None:
+        where.append(_m.reason == query.reason)
+    if isinstance(query, MovementQuery):
+        if query.item_id is not None:
+            where.append(_m.item_id == query.item_id)
+        if query.user_id is not None:
+            where.append(_m.user_id == query.user_id)
+        if query.since is not None:
+            where.append(_m.created_at >= query.since)
+        if query.until is not None:
+            where.append(_m.created_at <= query.until)
+    return where
+
+
+async def _page(
+    db: AsyncSession, where: Sequence[ColumnElement[bool]], query: ItemMovementQuery
+) -> tuple[list[Row[Any]], int]:
+    """A page, newest first, and the count of all matches (one statement, one snapshot)."""
+    count = select(func.count()).select_from(_movements).where(*where)
+    page: Select[Any] = (
+        select(*_m, User.username, count.scalar_subquery().label("total"))
+        .outerjoin(User, User.id == _m.user_id)
+        .where(*where)
+        .order_by(_m.id.desc())
+        .offset(query.skip)
+        .limit(query.limit)
+    )
+    rows = list((await db.execute(page)).all())
+    if rows:
+        return rows, rows[0].total
+    if not query.skip:
+        return rows, 0
+    return rows, await db.scalar(count) or 0
+
+
+def _listed(rows: list[Row[Any]], total: int, query: ItemMovementQuery) -> MovementList:
+    return MovementList(
+        movements=[movement_read(r, r.username) for r in rows],
+        total=total,
+        skip=query.skip,
+        limit=query.limit,
+    )
+
+
+async def item_movements(db: AsyncSession, item_id: int, query: ItemMovementQuery) -> MovementList:
+    where = [_m.item_id == item_id, *_filters(query)]
+    rows, total = await _page(db, where, query)
+    if not rows and await db.scalar(select(Item.id).where(Item.id == item_id)) is None:
+        raise NotFound(ITEM_NOT_FOUND)
+    return _listed(rows, total, query)
+
+
+async def movements(db: AsyncSession, query: MovementQuery) -> MovementList:
+    rows, total = await _page(db, _filters(query), query)
+    return _listed(rows, total, query)
