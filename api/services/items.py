@@ -314,6 +314,21 @@ _ROW_BY_ID = select(*_items).where(_items.id == bindparam("item_id"))
 _ROW_BY_ID_FOR_UPDATE = _ROW_BY_ID.with_for_update()
 _movements = cast(Table, StockMovement.__table__)
 _INSERT_MOVEMENTS = _movements.insert().returning(*_movements.c)  # in no particular order
+# The movements of many rows that share one change from a known quantity (a bulk create's),
+# built by the database from the rows themselves: no parameters per row to send.
+_before = bindparam("before", type_=Integer)
+_INSERT_MOVEMENTS_OF = _movements.insert().from_select(
+    ["item_id", "delta", "quantity_after", "reason", "note", "user_id", "created_at"],
+    select(
+        _items.id,
+        _items.quantity - _before,
+        _items.quantity,
+        bindparam("reason", type_=_movements.c.reason.type),
+        bindparam("note", type_=_movements.c.note.type),
+        bindparam("user_id", type_=Integer),
+        bindparam("created_at", type_=_movements.c.created_at.type),
+    ).where(_items.id.in_(bindparam("ids", expanding=True)), _items.quantity != _before),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +355,8 @@ async def _write(
 
     Every create, PATCH, adjustment, count and CSV import goes through here, so an item's
     movements sum to its quantity. Several rows may come back in any order: they then share
-    one change (a bulk create's).
+    one change (a bulk create's), and their movements are written by one INSERT … SELECT
+    and not handed back.
     """
     if len(set(changes)) > 1:
         raise ValueError("rows written together must share one StockChange")
@@ -351,6 +367,13 @@ async def _write(
     if not rows:
         return rows, []
     now = utcnow()
+    change = changes[0]
+    if len(rows) > 1 and change.before is not None and change.reason is not MovementReason.counted:
+        values: dict[str, Any] = {"before": change.before, "reason": change.reason}
+        values.update(note=change.note)
+        values.update(user_id=actor.id, created_at=now, ids=[row.id for row in rows])
+        await conn.execute(_INSERT_MOVEMENTS_OF, values)
+        return rows, []
     movements = []
     for row, change in zip(rows, changes, strict=True):
         before = change.before if change.before is not None else row.quantity - change.delta
