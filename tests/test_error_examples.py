@@ -6,7 +6,8 @@ the answer's body compared with the documented example, so a new route's example
 checked too: a documented error with no way to provoke it below fails until one is added.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from httpx import AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from api.app import create_app
+from api.errors import ServiceUnavailable
+from api.services import items as item_services
 from api.settings import get_api_settings
 from models.enums import Role
 from models.item import Item
@@ -211,6 +214,25 @@ async def database_down(w: World, case: Case) -> Response:
         w.app.state.engine = working
 
 
+async def search_too_long(w: World, case: Case) -> Response:
+    # Not provokable on a small table: a 1-character search scans it well within its 2 s.
+    # The search runs inside its real bound, which then reports it stopped (as it does when
+    # the timeout interrupts the statement; tests/test_items_search.py stops a long one).
+    bounded = item_services._bounded
+
+    @asynccontextmanager
+    async def stopped(db: AsyncSession, seconds: float | None) -> AsyncIterator[None]:
+        async with bounded(db, seconds):
+            yield
+            raise ServiceUnavailable(item_services.SEARCH_TOO_LONG)
+
+    item_services._bounded = stopped
+    try:
+        return await w.client.get("/items?q=b", headers=w.as_viewer)
+    finally:
+        item_services._bounded = bounded
+
+
 # (operationId, status) → how to provoke it; operationId "*" for what every route does alike.
 PROVOKE: dict[tuple[str, int], Provoke] = {
     ("*", 401): no_token,
@@ -233,6 +255,7 @@ PROVOKE: dict[tuple[str, int], Provoke] = {
     ("update_user", 409): last_admin,
     ("delete_user", 409): last_admin,
     ("ready", 503): database_down,
+    ("list_items", 503): search_too_long,
 }
 
 

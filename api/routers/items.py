@@ -16,7 +16,7 @@ router = APIRouter(prefix="/items", tags=["items"])
 IfMatch = Annotated[str | None, Header(description="ETag from a GET; stale → 412")]
 
 
-@router.get("", summary="List items", responses=error_responses(503))
+@router.get("", summary="List items", responses=error_responses((503, items.SEARCH_TOO_LONG)))
 async def list_items(db: SessionDep, query: Annotated[ItemQuery, Query()]) -> ItemList:
     """A page of items, optionally searched, filtered (by quantity, exact sku, low stock) and
     sorted.
