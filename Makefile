@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: run install install-dev test test-perf test-postgres test-deploy lint check ci bench fuzz lock clean e2e chromium nginx
+.PHONY: run install install-dev test test-perf test-postgres test-deploy lint check ci bench bench-search wrk fuzz lock clean e2e chromium nginx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -93,6 +93,18 @@ nginx:
 BENCH_ARGS ?=
 bench: install-dev
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## Search, sort, import and export at catalogue size (issue 16): 100,000 items on SQLite and
+## 1,000,000 on PostgreSQL (database bench_search, wiped), one worker, wrk -c8; about 15 min.
+## make bench-search BENCH_SEARCH_ARGS="--db sqlite --quick"; see bench/README.md.
+BENCH_SEARCH_ARGS ?=
+bench-search: install-dev wrk
+	$(BIN)/python bench/search.py $(BENCH_SEARCH_ARGS)
+
+wrk:
+	@command -v wrk >/dev/null || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q wrk; }
 
 ## Re-resolve the lock files after changing dependencies in pyproject.toml.
 lock: | $(BIN)/python

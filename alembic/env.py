@@ -7,6 +7,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from models.engine import create_engine
+from models.item import SEARCH_TABLE, TRIGRAM_INDEXES
 from models.settings import get_database_settings
 from models.tables import metadata
 
@@ -20,12 +21,22 @@ def _database_url() -> str:
     return str(config.attributes.get("url") or get_database_settings().database_url)
 
 
+def _described(name: str | None, type_: str, _parents: object) -> bool:
+    """False for the search structures the metadata cannot describe (models/item.py)."""
+    if type_ == "table":
+        return not (name or "").startswith(SEARCH_TABLE)  # the FTS5 table and its shadows
+    if type_ == "index":
+        return name not in TRIGRAM_INDEXES
+    return True
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=_described,
     )
     with context.begin_transaction():
         context.run_migrations()

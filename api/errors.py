@@ -61,6 +61,11 @@ class UnsupportedMediaType(DomainError):
     detail = "Unsupported media type"
 
 
+class ServiceUnavailable(DomainError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    detail = "Service unavailable"
+
+
 def error_body(detail: str) -> dict[str, Any]:
     return {"detail": detail}
 

@@ -1,5 +1,6 @@
 -- One wrk script for every scenario, configured by environment variables (set by run.py):
---   BENCH_KIND   get_item | list | create | patch | adjust | login | mixed
+--   BENCH_KIND   get_item | list | create | patch | adjust | login | mixed | path
+--   BENCH_PATH   the path (and query) that kind `path` gets
 --   BENCH_IDS    item ids to read are 1..BENCH_IDS; PATCH uses 1..BENCH_PATCH_IDS, split
 --                between threads so two requests rarely race for one row
 --   BENCH_TOKEN  bearer token (create, patch, mixed)
@@ -12,6 +13,7 @@ local ids = tonumber(os.getenv("BENCH_IDS") or "100")
 local patch_ids = tonumber(os.getenv("BENCH_PATCH_IDS") or "1000")
 local token = os.getenv("BENCH_TOKEN") or ""
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+local path = os.getenv("BENCH_PATH") or "/items?limit=20"
 
 local threads = {}
 local thread_no = 0
@@ -72,8 +74,13 @@ end
 -- Reads, and writes through the bearer check, without growing the table.
 local mix = { get_item, get_item, get_item, list, list, list, patch }
 
+local function get_path()
+   return wrk.format("GET", path)
+end
+
 local kinds = {
    get_item = get_item, list = list, create = create, patch = patch, adjust = adjust, login = login,
+   path = get_path,
 }
 
 function request()

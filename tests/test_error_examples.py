@@ -7,7 +7,8 @@ checked too: a documented error with no way to provoke it below fails until one 
 """
 
 import errno
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from unittest import mock
@@ -18,6 +19,8 @@ from httpx import AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from api.app import create_app
+from api.errors import ServiceUnavailable
+from api.services import items as item_services
 from api.settings import get_api_settings
 from models.enums import Role
 from models.item import Item
@@ -230,6 +233,25 @@ async def upload_folder_failing(w: World, case: Case) -> Response:
         return await w.call(case, w.as_editor, files={"file": ("a.png", b"x", "image/png")})
 
 
+async def search_too_long(w: World, case: Case) -> Response:
+    # Not provokable on a small table: a 1-character search scans it well within its 2 s.
+    # The search runs inside its real bound, which then reports it stopped (as it does when
+    # the timeout interrupts the statement; tests/test_items_search.py stops a long one).
+    bounded = item_services._bounded
+
+    @asynccontextmanager
+    async def stopped(db: AsyncSession, seconds: float | None) -> AsyncIterator[None]:
+        async with bounded(db, seconds):
+            yield
+            raise ServiceUnavailable(item_services.SEARCH_TOO_LONG)
+
+    item_services._bounded = stopped
+    try:
+        return await w.client.get("/items?q=b", headers=w.as_viewer)
+    finally:
+        item_services._bounded = bounded
+
+
 # (operationId, status) → how to provoke it; operationId "*" for what every route does alike.
 PROVOKE: dict[tuple[str, int], Provoke] = {
     ("*", 401): no_token,
@@ -255,6 +277,7 @@ PROVOKE: dict[tuple[str, int], Provoke] = {
     ("update_user", 409): last_admin,
     ("delete_user", 409): last_admin,
     ("ready", 503): database_down,
+    ("list_items", 503): search_too_long,
 }
 
 

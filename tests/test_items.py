@@ -6,13 +6,19 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import Engine, delete, event, insert
+from sqlalchemy import Engine, delete, event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.enums import Role
+from api.schemas.items import ItemCreate
+from api.services import items as item_services
+from auth.audit import COMMAND_LINE
+from models.audit_event import AuditEvent
+from models.enums import MovementReason, Role
 from models.item import Item
+from models.stock_movement import StockMovement
 from models.user import User
 from tests.factories import auth_headers, count, fresh, make_item, make_user, row
+from tests.stock_checks import assert_movements_add_up
 
 ITEM_KEYS = {
     "id",
@@ -58,7 +64,7 @@ def assert_utc_timestamp(value: str) -> None:
 async def test_list_is_empty_without_items(client: AsyncClient) -> None:
     r = await client.get("/items")
     assert r.status_code == 200
-    assert r.json() == {"items": [], "total": 0, "skip": 0, "limit": 20}
+    assert r.json() == {"items": [], "total": 0, "total_exact": True, "skip": 0, "limit": 20}
 
 
 async def test_list_returns_item_json(client: AsyncClient, db: AsyncSession) -> None:
@@ -416,6 +422,38 @@ async def test_create_is_one_insert(
     body = r.json()["item"]
     assert body["created_at"] == body["updated_at"]
     assert _on_items(statements) == ["INSERT"], statements
+
+
+@pytest.mark.perf
+async def test_a_bulk_create_is_one_insert_of_items_and_one_of_movements(
+    db: AsyncSession, editor: User, statements: list[str]
+) -> None:
+    """`create_many` (the CSV import's) sends its rows as one multi-row INSERT, not one
+    statement per row (as asking for RETURNING in parameter order did on SQLite), and writes
+    every quantity's `received` movement and every `item.create` event."""
+    batch = [ItemCreate(name=f"N{n}", quantity=n) for n in range(4)]
+
+    created = await item_services.create_many(db, batch, editor, COMMAND_LINE, note="bulk")
+
+    inserts = [s.split()[2] for s in statements if s.lstrip().upper().startswith("INSERT")]
+    assert inserts.count("items") == 1, statements
+    assert inserts.count("stock_movements") == 1, statements
+    assert sorted(r.quantity for r in created) == [0, 1, 2, 3]
+    moves = await db.execute(
+        select(Item.name, StockMovement.delta, StockMovement.quantity_after, StockMovement.reason)
+        .join(Item, Item.id == StockMovement.item_id)
+        .where(StockMovement.note == "bulk", StockMovement.user_id == editor.id)
+        .order_by(Item.name)
+    )
+    received = MovementReason.received
+    assert [tuple(m) for m in moves] == [(f"N{n}", n, n, received) for n in (1, 2, 3)]
+    events = await db.scalar(
+        select(func.count()).where(
+            AuditEvent.action == "item.create", AuditEvent.actor_id == editor.id
+        )
+    )
+    assert events == 4
+    await assert_movements_add_up(db)
 
 
 async def test_create_timestamps_are_iso_8601_utc(

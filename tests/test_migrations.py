@@ -68,3 +68,32 @@ def test_stock_movements_start_from_the_quantities_there_are(tmp_path: Path) -> 
         assert "reorder_level" not in columns
         db.execute(ITEM, ("After", NOW, NOW))
         assert _counted(db) == (4, 4)
+
+
+def test_the_search_table_starts_from_the_items_there_are(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    migrations.upgrade(url, "0004")
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        db.executemany(ITEM, [("Old Ölfilter", NOW, NOW), ("Old bolt", NOW, NOW)])
+
+    migrations.upgrade(url)
+
+    found = "SELECT rowid FROM items_search WHERE items_search MATCH ? ORDER BY rowid"
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        assert db.execute(found, ('"ölf"',)).fetchall() == [(1,)]
+        db.execute(ITEM, ("New bolt", NOW, NOW))
+        db.execute("UPDATE items SET name = 'Old nut' WHERE id = 2")
+        assert db.execute(found, ('"bolt"',)).fetchall() == [(3,)]
+        db.execute("DELETE FROM items WHERE id = 1")
+        assert db.execute(found, ('"ölf"',)).fetchall() == []
+        # 0010 rebuilt nothing: 0004's count triggers and 0005's column and check are there.
+        assert _counted(db) == (2, 2)
+        with pytest.raises(sqlite3.IntegrityError, match="reorder_level"):
+            db.execute("UPDATE items SET reorder_level = -1")
+
+    command.downgrade(migrations.alembic_config(url), "0004")
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        db.execute(ITEM, ("After", NOW, NOW))  # no trigger left behind to fail
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        assert not {t for t in tables if t.startswith("items_search")}
+        assert "ix_items_name" in tables

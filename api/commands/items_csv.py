@@ -45,7 +45,7 @@ from models.user import User
 COLUMNS = ("sku", "name", "quantity", "description")
 REQUIRED = frozenset({"name", "quantity"})
 _LOOKUP_CHUNK = 500  # skus per SELECT … IN (…)
-_CREATE_BATCH = 500  # new items sent to the database at once
+_CREATE_BATCH = 5000  # new items sent to the database at once (as multi-row INSERTs)
 _WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 # A spreadsheet runs a cell that starts with = + - @ (or tab, CR) as a formula: the export
@@ -181,7 +181,7 @@ def _export(file: str, what: str, header: Sequence[str], rows: Select[Any]) -> N
     to_stdout = file == "-"
 
     async def work(db: AsyncSession) -> int:
-        found = await db.stream(rows.execution_options(yield_per=500))
+        found = await db.stream(rows.execution_options(yield_per=2000))
         if to_stdout:
             return await _write(sys.stdout, header, found)
         target = Path(file)

@@ -17,14 +17,18 @@ router = APIRouter(prefix="/items", tags=["items"], route_class=BearerFirstRoute
 IfMatch = Annotated[str | None, Header(description="ETag from a GET; stale → 412")]
 
 
-@router.get("", summary="List items")
+@router.get("", summary="List items", responses=error_responses((503, items.SEARCH_TOO_LONG)))
 async def list_items(db: SessionDep, query: Annotated[ItemQuery, Query()]) -> ItemList:
     """A page of items, optionally searched, filtered (by quantity, exact sku, low stock) and
-    sorted."""
-    rows, total = await items.search(db, query)
+    sorted.
+
+    `total` counts every match up to 10,000; past that it is 10,000 and `total_exact` is
+    false. A search term of 1 or 2 characters reads every item and may be stopped (503)."""
+    page = await items.search(db, query)
     return ItemList(
-        items=[ItemRead.model_validate(r) for r in rows],
-        total=total,
+        items=[ItemRead.model_validate(r) for r in page.rows],
+        total=page.total,
+        total_exact=page.total_exact,
         skip=query.skip,
         limit=query.limit,
     )

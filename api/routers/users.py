@@ -73,6 +73,7 @@ async def list_users(
     return UserList(
         users=[UserRead.model_validate(r) for r in rows],
         total=total,
+        total_exact=True,
         skip=query.skip,
         limit=query.limit,
     )

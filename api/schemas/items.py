@@ -5,7 +5,16 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 from pydantic.config import JsonDict
 
-from api.schemas.common import MAX_INT32, Input, Label, Line, MultilineText, refuse_null
+from api.schemas.common import (
+    MAX_INT32,
+    TOTAL,
+    TOTAL_EXACT,
+    Input,
+    Label,
+    Line,
+    MultilineText,
+    refuse_null,
+)
 
 Name = Annotated[Label, Field(min_length=1, max_length=200, examples=["Hex bolt M8"])]
 Quantity = Annotated[int, Field(ge=0, le=MAX_INT32, strict=True, examples=[40])]
@@ -108,12 +117,15 @@ class ItemOut(BaseModel):
 class ItemList(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"items": [ITEM_EXAMPLE], "total": 1, "skip": 0, "limit": 20}]
+            "examples": [
+                {"items": [ITEM_EXAMPLE], "total": 1, "total_exact": True, "skip": 0, "limit": 20}
+            ]
         }
     )
 
     items: list[ItemRead]
-    total: int
+    total: int = Field(description=TOTAL)
+    total_exact: bool = Field(description=TOTAL_EXACT)
     skip: int
     limit: int
 
@@ -141,7 +153,8 @@ class ItemQuery(BaseModel):
         default=None,
         min_length=1,
         max_length=200,
-        description="Case-insensitive match on name or sku",
+        description="Case-insensitive match anywhere in name or sku (`%` and `_` are literal); "
+        "a term of 1 or 2 characters reads every item",
     )
     sort: ItemSort = ItemSort.id
     min_quantity: int | None = Field(default=None, ge=0, le=MAX_INT32)

@@ -61,10 +61,13 @@ class UserOut(BaseModel):
 
 
 class UserList(BaseModel):
-    model_config = _examples({"users": [USER_EXAMPLE], "total": 1, "skip": 0, "limit": 20})
+    model_config = _examples(
+        {"users": [USER_EXAMPLE], "total": 1, "total_exact": True, "skip": 0, "limit": 20}
+    )
 
     users: list[UserRead]
     total: int
+    total_exact: bool = Field(description="Always true: users are counted exactly")
     skip: int
     limit: int
 

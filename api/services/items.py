@@ -1,28 +1,36 @@
 """Item rules. Services flush, never commit: the request's one commit point does that."""
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import asyncio
+import itertools
+import re
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NoReturn, cast
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     ColumnElement,
     Integer,
     Row,
     Select,
     Table,
     bindparam,
+    column,
     func,
+    literal_column,
     or_,
     select,
+    table,
+    text,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import etags, storage
-from api.errors import Conflict, NotFound, PreconditionFailed
+from api.errors import Conflict, NotFound, PreconditionFailed, ServiceUnavailable
 from api.schemas.common import MAX_INT32
 from api.schemas.items import ItemCreate, ItemQuery, ItemUpdate
 from api.schemas.stock import StockAdjustment
@@ -31,7 +39,7 @@ from auth.audit import Origin
 from models.base import utcnow
 from models.constraints import constraint_name
 from models.enums import MovementReason
-from models.item import Item, ItemCount
+from models.item import SEARCH_TABLE, Item, ItemCount
 from models.stock_movement import StockMovement
 from models.transaction_hooks import on_commit
 from models.user import User
@@ -66,15 +74,75 @@ _table = cast(Table, Item.__table__)
 _items = _table.c
 
 
-def _filters(query: ItemQuery) -> list[ColumnElement[bool]]:
+# A filtered list counts its matches up to this many; past it, `total` is this and not exact
+# (counting every match of a common term costs what the page does not).
+TOTAL_CAP = 10_000
+# Terms this long are found through the search indexes; shorter ones scan the table, within
+# SHORT_SEARCH_TIMEOUT.
+INDEXED_TERM = 3
+SHORT_SEARCH_TIMEOUT = 2.0
+SEARCH_TOO_LONG = "This search took too long; use a term of 3 or more characters"
+
+_search = table(SEARCH_TABLE, column("rowid", Integer))
+_ESCAPE = re.compile(r"([/%_])")  # LIKE's wildcards (and the escape character) made literal
+
+
+def _term(q: str, dialect: str) -> ColumnElement[bool]:
+    """Case-insensitive substring match of `q` on name or sku; `%` and `_` are literal."""
+    columns = (_items.name, _items.sku)
+    if dialect != "sqlite":
+        # The pattern goes into the statement as a literal: planned for this term each time
+        # (a prepared statement's generic plan would guess how many rows match; pg_trgm's
+        # indexes serve lower(column) LIKE '%term%').
+        literal: BindParameter[str] = bindparam(None, _contains(q), literal_execute=True)
+        return or_(*(func.lower(col).like(func.lower(literal), escape="/") for col in columns))
+    if len(q) >= INDEXED_TERM:
+        return _items.id.in_(_found(q))
+    # Too short for trigrams: LIKE, in C (SQLite folds ASCII letters), for each spelling of
+    # the other letters; not a Python lower() per row.
+    patterns = [_contains(spelling) for spelling in _spellings(q)]
+    return or_(*(col.like(p, escape="/") for col in columns for p in patterns))
+
+
+def _found(q: str) -> Select[Any]:
+    """SQLite: the ids of the items whose name or sku holds `q` (3+ characters)."""
+    return select(_search.c.rowid).where(_match(q))
+
+
+def _match(q: str) -> ColumnElement[bool]:
+    phrase = '"' + q.replace('"', '""') + '"'  # FTS5: a quoted string is literal
+    return literal_column(SEARCH_TABLE).op("MATCH")(phrase)
+
+
+def _contains(term: str) -> str:
+    return "%" + _ESCAPE.sub(r"/\1", term) + "%"
+
+
+# Lower-case letters with an upper-case form other than their upper() and title().
+_MORE_CASES = {"k": "\u212a", "å": "\u212b", "ω": "\u2126", "θ": "\u03f4", "ß": "\u1e9e"}
+
+
+def _spellings(term: str) -> list[str]:
+    """The strings SQLite's LIKE must look for to find every string whose lower() holds the
+    term's: each letter in each of its cases, but ASCII letters (LIKE folds them) as given."""
+    options = []
+    for c in term:
+        low = c.lower()
+        more = _MORE_CASES.get(low, "")
+        if len(low) != 1:
+            options.append([c])
+        elif c.isascii():
+            options.append([c, *more])
+        else:
+            cases = {low, low.upper(), low.title(), c, *more}
+            options.append(sorted(v for v in cases if len(v) == 1 and v.lower() == low))
+    return ["".join(p) for p in itertools.product(*options)]
+
+
+def _filters(query: ItemQuery, dialect: str, *, term: bool = True) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
-    if query.q:
-        where.append(
-            or_(
-                _items.name.icontains(query.q, autoescape=True),
-                _items.sku.icontains(query.q, autoescape=True),
-            )
-        )
+    if query.q and term:
+        where.append(_term(query.q, dialect))
     if query.min_quantity is not None:
         where.append(_items.quantity >= query.min_quantity)
     if query.max_quantity is not None:
@@ -94,28 +162,89 @@ def _ordered(stmt: Select[Any], sort: str) -> Select[Any]:
     return stmt.order_by(column.asc(), _items.id.asc())
 
 
-async def search(db: AsyncSession, query: ItemQuery) -> tuple[Sequence[Row[Any]], int]:
-    """A page of matching items (rows with the item's columns) and how many match in all.
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: Sequence[Row[Any]]
+    total: int
+    total_exact: bool
 
-    One statement: the page, each row carrying the count of all matches (a subquery run once),
+
+async def search(db: AsyncSession, query: ItemQuery) -> Page:
+    """A page of matching items (rows with the item's columns) and how many match in all:
+    exactly up to TOTAL_CAP, past it TOTAL_CAP and `total_exact` false.
+
+    One statement: the page, each row carrying the count of matches (a subquery run once),
     so page and total come from one snapshot. Only a page past the end needs a second one.
     Without filters the count is `item_counts`' (kept by triggers), whatever the table's size.
     """
-    where = _filters(query)
+    cap = TOTAL_CAP
+    dialect = db.get_bind().dialect.name
+    where = _filters(query, dialect)
     if where:
-        count = select(func.count()).select_from(Item.__table__).where(*where)
+        matches: Select[Any] = select(literal_column("1")).select_from(_table).where(*where)
+        if dialect == "sqlite" and len(where) == 1 and query.q and len(query.q) >= INDEXED_TERM:
+            matches = _found(query.q)  # a term alone: counted in the index, no item read
+        count = select(func.count()).select_from(matches.limit(cap + 1).subquery())
     else:  # every item: the count the triggers keep, not a scan of the table
         # (cast: PostgreSQL's sum of bigints is a numeric, which would come back a Decimal)
         count = select(func.coalesce(func.sum(ItemCount.__table__.c.total), 0).cast(BigInteger))
-    page = _ordered(
-        select(*_items, count.scalar_subquery().label("total")).where(*where), query.sort.value
-    )
-    rows = (await db.execute(page.offset(query.skip).limit(query.limit))).all()
-    if rows:
-        return rows, rows[0].total
-    if not query.skip:
-        return rows, 0  # an empty first page: nothing matches
-    return rows, await db.scalar(count) or 0
+    page = select(*_items, count.scalar_subquery().label("total"))
+    sort = query.sort.value
+    if dialect == "sqlite" and query.q and len(query.q) >= INDEXED_TERM and sort in ("id", "-id"):
+        # By id: the index's matches in id order, up to the page's end (`id IN (…)` would
+        # collect every match first).
+        rowid = _search.c.rowid
+        page = page.select_from(_search.join(_table, _items.id == rowid))
+        page = page.where(_match(query.q), *_filters(query, dialect, term=False))
+        page = page.order_by(rowid.desc() if sort == "-id" else rowid)
+    else:
+        page = _ordered(page.where(*where), sort)
+    short = query.q is not None and len(query.q) < INDEXED_TERM
+    async with _bounded(db, SHORT_SEARCH_TIMEOUT if short else None):
+        rows = (await db.execute(page.offset(query.skip).limit(query.limit))).all()
+        if rows:
+            total = rows[0].total
+        elif not query.skip:
+            total = 0  # an empty first page: nothing matches
+        else:
+            total = await db.scalar(count) or 0
+    if where and total > cap:
+        return Page(rows, cap, total_exact=False)
+    return Page(rows, total, total_exact=True)
+
+
+@asynccontextmanager
+async def _bounded(db: AsyncSession, seconds: float | None) -> AsyncIterator[None]:
+    """Statements that may scan the table stop after `seconds` (503): a short term on a
+    large catalogue must not keep a connection, and a core, for long."""
+    if seconds is None:
+        yield
+        return
+    connection = await db.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    if connection.dialect.name == "sqlite":
+        # sqlite3's interrupt() may be called from any thread; it stops the running statement.
+        sqlite = driver._conn  # type: ignore[union-attr]
+        timer = asyncio.get_running_loop().call_later(seconds, sqlite.interrupt)
+        try:
+            yield
+        except OperationalError as exc:
+            if "interrupted" in str(exc.orig):
+                raise ServiceUnavailable(SEARCH_TOO_LONG) from None
+            raise
+        finally:
+            timer.cancel()
+        return
+    # PostgreSQL: the request reads in autocommit (no SET LOCAL): set, then reset.
+    await db.execute(text(f"SET statement_timeout = {max(1, int(seconds * 1000))}"))
+    try:
+        yield
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "57014":  # query_canceled
+            raise ServiceUnavailable(SEARCH_TOO_LONG) from None
+        raise
+    finally:
+        await db.execute(text("RESET statement_timeout"))
 
 
 ITEM_FIELDS = ("name", "quantity", "description", "sku", "reorder_level")
@@ -156,8 +285,10 @@ def _new_values(data: ItemCreate, actor: User) -> dict[str, Any]:
 
 # Built once. A write is one statement that hands back the row it wrote (no ORM object to
 # load and track for a row the request only returns).
+# Given many rows, an INSERT is sent as multi-row INSERTs (SQLAlchemy's "insertmanyvalues"),
+# the rows handed back in no particular order: asking for the order given would make
+# SQLAlchemy send one INSERT per row on SQLite.
 _INSERT = _table.insert().returning(*_items)
-_INSERT_MANY = _table.insert().returning(*_items, sort_by_parameter_order=True)
 _UPDATE = (
     _table.update()
     .where(_items.id == bindparam("item_id"))
@@ -182,7 +313,22 @@ _ADJUST = (
 _ROW_BY_ID = select(*_items).where(_items.id == bindparam("item_id"))
 _ROW_BY_ID_FOR_UPDATE = _ROW_BY_ID.with_for_update()
 _movements = cast(Table, StockMovement.__table__)
-_INSERT_MOVEMENTS = _movements.insert().returning(*_movements.c, sort_by_parameter_order=True)
+_INSERT_MOVEMENTS = _movements.insert().returning(*_movements.c)  # in no particular order
+# The movements of many rows that share one change from a known quantity (a bulk create's),
+# built by the database from the rows themselves: no parameters per row to send.
+_before = bindparam("before", type_=Integer)
+_INSERT_MOVEMENTS_OF = _movements.insert().from_select(
+    ["item_id", "delta", "quantity_after", "reason", "note", "user_id", "created_at"],
+    select(
+        _items.id,
+        _items.quantity - _before,
+        _items.quantity,
+        bindparam("reason", type_=_movements.c.reason.type),
+        bindparam("note", type_=_movements.c.note.type),
+        bindparam("user_id", type_=Integer),
+        bindparam("created_at", type_=_movements.c.created_at.type),
+    ).where(_items.id.in_(bindparam("ids", expanding=True)), _items.quantity != _before),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +354,12 @@ async def _write(
     transaction. Rows the statement did not write (a guard refused) are left out.
 
     Every create, PATCH, adjustment, count and CSV import goes through here, so an item's
-    movements sum to its quantity.
+    movements sum to its quantity. Several rows may come back in any order: they then share
+    one change (a bulk create's), and their movements are written by one INSERT … SELECT
+    and not handed back.
     """
+    if len(set(changes)) > 1:
+        raise ValueError("rows written together must share one StockChange")
     # On the session's connection: the statements are Core, the ORM session's layer only
     # costs time on every write.
     conn = await db.connection()
@@ -217,6 +367,13 @@ async def _write(
     if not rows:
         return rows, []
     now = utcnow()
+    change = changes[0]
+    if len(rows) > 1 and change.before is not None and change.reason is not MovementReason.counted:
+        values: dict[str, Any] = {"before": change.before, "reason": change.reason}
+        values.update(note=change.note)
+        values.update(user_id=actor.id, created_at=now, ids=[row.id for row in rows])
+        await conn.execute(_INSERT_MOVEMENTS_OF, values)
+        return rows, []
     movements = []
     for row, change in zip(rows, changes, strict=True):
         before = change.before if change.before is not None else row.quantity - change.delta
@@ -258,7 +415,7 @@ async def create_many(
     with _conflicts():
         created, _ = await _write(
             db,
-            _INSERT if len(batch) == 1 else _INSERT_MANY,
+            _INSERT,
             [_new_values(data, actor) for data in batch],
             [received] * len(batch),
             actor,
