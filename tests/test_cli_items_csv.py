@@ -16,6 +16,7 @@ from models.item import Item
 from models.stock_movement import StockMovement
 from models.user import User
 from tests.cli_runner import run_cli
+from tests.conftest import clear_settings
 from tests.factories import make_item, make_user
 from tests.stock_checks import assert_movements_add_up
 
@@ -236,11 +237,9 @@ async def test_the_actor_must_be_an_editor(
 async def test_the_actor_defaults_to_the_first_admin(
     db: AsyncSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from auth.settings import get_auth_settings
-
     admin = await make_user(db, Role.admin, username="boss")
     monkeypatch.setenv("FIRST_ADMIN_USERNAME", "boss")
-    get_auth_settings.cache_clear()
+    clear_settings()
     assert await run_cli("import", _csv(tmp_path, HEADER + ",Bolt,1,\n")) == 0
     assert [(r[2], r[6]) for r in await _items(db)] == [("Bolt", admin.id)]
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from httpx import AsyncClient
 
-from api.settings import get_api_settings
+from tests.conftest import clear_settings
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
@@ -51,7 +51,7 @@ async def test_docs_can_be_turned_off(monkeypatch: pytest.MonkeyPatch, database_
     from api.app import create_app
 
     monkeypatch.setenv("DOCS_ENABLED", "false")
-    get_api_settings.cache_clear()
+    clear_settings()
     app = create_app()
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c:
         for path in ("/docs", "/redoc", "/openapi.json", "/docs-assets/swagger-ui.css"):

@@ -15,6 +15,7 @@ from api.storage import NAME_PATTERN
 from models.enums import Role
 from models.item import Item
 from tests import imagefiles as img
+from tests.conftest import clear_settings
 from tests.factories import auth_headers, make_item, make_user
 
 LIMIT = 5 * 1024 * 1024  # the default MAX_UPLOAD_BYTES
@@ -248,10 +249,8 @@ async def test_pixel_cap_counts_every_frame(
     content: bytes,
     pixels: str,
 ) -> None:
-    from api.settings import get_api_settings
-
     monkeypatch.setenv("MAX_IMAGE_PIXELS", "1000")
-    get_api_settings.cache_clear()
+    clear_settings()
     status, body = await upload(client, item.id, editor, content)
     assert status == 415, pixels
     assert "at most 1000 pixels" in str(body["detail"])
@@ -542,11 +541,9 @@ async def test_openapi_declares_the_upload_body_and_errors(client: AsyncClient) 
 
 
 def _set(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
-    from api.settings import get_api_settings
-
     for name, value in values.items():
         monkeypatch.setenv(name, value)
-    get_api_settings.cache_clear()
+    clear_settings()
 
 
 async def test_frames_past_the_cap_are_refused(

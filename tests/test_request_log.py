@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
 from api.app import create_app
-from api.settings import get_api_settings
+from tests.conftest import clear_settings
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -92,7 +92,7 @@ async def test_json_lines_when_log_format_is_json(
     database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("LOG_FORMAT", "json")
-    get_api_settings.cache_clear()
+    clear_settings()
     app = create_app()
     try:
         async with (
@@ -102,7 +102,7 @@ async def test_json_lines_when_log_format_is_json(
             r = await c.get("/health", headers={"X-Request-ID": "json-1"})
     finally:
         monkeypatch.delenv("LOG_FORMAT")
-        get_api_settings.cache_clear()
+        clear_settings()
         create_app()  # puts the text handler back for the tests that follow
     assert r.status_code == 200
     lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
