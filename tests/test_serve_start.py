@@ -1,17 +1,22 @@
-"""`inventory serve` starting: a port this service already serves is refused at once, and
-spawned workers answer the supervisor's health check before they import the app."""
+"""`inventory serve` starting: a port this service already serves is refused at once,
+spawned workers answer the supervisor's health check before they import the app, and they end
+with their supervisor however it ends."""
 
 import multiprocessing.spawn
+import os
+import signal
 import subprocess
 import sys
+import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from api.listen import light_worker_start
-from tests.server import running_server, server_env
+from tests.server import running_server, served, server_env
 
 INVENTORY = str(Path(sys.executable).with_name("inventory"))
 
@@ -91,3 +96,42 @@ def test_serve_hands_the_health_check_timeout_to_the_supervisor(
     finally:
         clear_settings()
     assert seen == {"timeout": 42, "reimports": False}
+
+
+def _workers(pid: int) -> set[int]:
+    """The worker processes of supervisor `pid` (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()}
+
+
+def _running(pid: int) -> bool:
+    # A worker that ended stays a zombie until whoever adopted it reaps it.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_end_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    with served(tmp_path / "data", "a long enough password", workers=2) as (base, supervisor):
+        assert _wait_for(lambda: len(_workers(supervisor.pid)) == 2)
+        workers = _workers(supervisor.pid)
+        supervisor.send_signal(signal.SIGKILL)
+        supervisor.wait()
+        ended = _wait_for(lambda: not any(_running(pid) for pid in workers))
+        for pid in workers:  # never leave one serving, whatever the outcome
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert ended, "workers outlived their supervisor"
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{base}/health", timeout=5)
