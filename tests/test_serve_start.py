@@ -7,9 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import types
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -17,6 +15,7 @@ import pytest
 
 from api.listen import light_worker_start
 from tests.server import running_server, served, server_env
+from tests.waiting import polled
 
 INVENTORY = str(Path(sys.executable).with_name("inventory"))
 
@@ -112,26 +111,22 @@ def _running(pid: int) -> bool:
         return False
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float = 30) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_workers_end_when_their_supervisor_is_killed(tmp_path: Path) -> None:
     with served(tmp_path / "data", "a long enough password", workers=2) as (base, supervisor):
-        assert _wait_for(lambda: len(_workers(supervisor.pid)) == 2)
-        workers = _workers(supervisor.pid)
+
+        def both() -> set[int]:
+            found = _workers(supervisor.pid)
+            return found if len(found) == 2 else set()
+
+        workers = polled(both, 30)
         supervisor.send_signal(signal.SIGKILL)
         supervisor.wait()
-        ended = _wait_for(lambda: not any(_running(pid) for pid in workers))
-        for pid in workers:  # never leave one serving, whatever the outcome
-            if _running(pid):
-                os.kill(pid, signal.SIGKILL)
-    assert ended, "workers outlived their supervisor"
+        try:
+            polled(lambda: not any(_running(pid) for pid in workers), 30)
+        finally:
+            for pid in workers:  # never leave one serving, whatever the outcome
+                if _running(pid):
+                    os.kill(pid, signal.SIGKILL)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base}/health", timeout=5)
