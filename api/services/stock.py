@@ -4,7 +4,7 @@ of quantity they record.)"""
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, Select, Table, func, select
+from sqlalchemy import ColumnElement, Row, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import NotFound
@@ -16,6 +16,7 @@ from api.schemas.stock import (
     UserRef,
 )
 from api.services.items import ITEM_NOT_FOUND
+from api.services.pages import newest_first
 from models.item import Item
 from models.stock_movement import StockMovement
 from models.user import User
@@ -60,22 +61,8 @@ def _filters(query: ItemMovementQuery) -> list[ColumnElement[bool]]:
 async def _page(
     db: AsyncSession, where: Sequence[ColumnElement[bool]], query: ItemMovementQuery
 ) -> tuple[list[Row[Any]], int]:
-    """A page, newest first, and the count of all matches (one statement, one snapshot)."""
-    count = select(func.count()).select_from(_movements).where(*where)
-    page: Select[Any] = (
-        select(*_m, User.username, count.scalar_subquery().label("total"))
-        .outerjoin(User, User.id == _m.user_id)
-        .where(*where)
-        .order_by(_m.id.desc())
-        .offset(query.skip)
-        .limit(query.limit)
-    )
-    rows = list((await db.execute(page)).all())
-    if rows:
-        return rows, rows[0].total
-    if not query.skip:
-        return rows, 0
-    return rows, await db.scalar(count) or 0
+    page = select(*_m, User.username).outerjoin(User, User.id == _m.user_id)
+    return await newest_first(db, page, _movements, where, query.skip, query.limit)
 
 
 def _listed(rows: list[Row[Any]], total: int, query: ItemMovementQuery) -> MovementList:
