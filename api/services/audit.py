@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.schemas.audit import AuditEventRead, AuditList, AuditQuery
 from api.schemas.stock import UserRef
-from api.services.pages import newest_first
+from api.services.pages import equal, newest_first, within
 from models.audit_event import AuditEvent
 
 _events = cast(Table, AuditEvent.__table__)
@@ -16,20 +16,17 @@ _e = _events.c
 
 
 def _filters(query: AuditQuery) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
-    if query.action is not None:
-        where.append(_e.action == query.action)
-    if query.actor_id is not None:
-        where.append(_e.actor_id == query.actor_id)
-    if query.target_type is not None:
-        where.append(_e.target_type == query.target_type)
-    if query.target_id is not None:
-        where.append(_e.target_id == query.target_id)
-    if query.since is not None:
-        where.append(_e.at >= query.since)
-    if query.until is not None:
-        where.append(_e.at <= query.until)
-    return where
+    return [
+        *equal(
+            [
+                (_e.action, query.action),
+                (_e.actor_id, query.actor_id),
+                (_e.target_type, query.target_type),
+                (_e.target_id, query.target_id),
+            ]
+        ),
+        *within(_e.at, query.since, query.until),
+    ]
 
 
 async def search(db: AsyncSession, query: AuditQuery) -> AuditList:

@@ -1,10 +1,27 @@
-"""A page of a table's rows, newest first, with how many match in all."""
+"""A page of a table's rows, newest first, with how many match in all; and the filters of
+such a list."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def equal(pairs: Iterable[tuple[ColumnElement[Any], object]]) -> list[ColumnElement[bool]]:
+    """Each column equal to its value, where a value is given (not None)."""
+    return [column == value for column, value in pairs if value is not None]
+
+
+def within(
+    column: ColumnElement[datetime], since: datetime | None, until: datetime | None
+) -> list[ColumnElement[bool]]:
+    """`column` at or after `since` and at or before `until`, where given."""
+    return [
+        *([column >= since] if since is not None else []),
+        *([column <= until] if until is not None else []),
+    ]
 
 
 async def newest_first(

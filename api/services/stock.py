@@ -16,7 +16,7 @@ from api.schemas.stock import (
     UserRef,
 )
 from api.services.items import ITEM_NOT_FOUND
-from api.services.pages import newest_first
+from api.services.pages import equal, newest_first, within
 from models.item import Item
 from models.stock_movement import StockMovement
 from models.user import User
@@ -43,19 +43,14 @@ def movement_read(row: Row[Any], username: str | None) -> MovementRead:
 
 
 def _filters(query: ItemMovementQuery) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
-    if query.reason is not None:
-        where.append(_m.reason == query.reason)
-    if isinstance(query, MovementQuery):
-        if query.item_id is not None:
-            where.append(_m.item_id == query.item_id)
-        if query.user_id is not None:
-            where.append(_m.user_id == query.user_id)
-        if query.since is not None:
-            where.append(_m.created_at >= query.since)
-        if query.until is not None:
-            where.append(_m.created_at <= query.until)
-    return where
+    if not isinstance(query, MovementQuery):
+        return equal([(_m.reason, query.reason)])
+    return [
+        *equal(
+            [(_m.reason, query.reason), (_m.item_id, query.item_id), (_m.user_id, query.user_id)]
+        ),
+        *within(_m.created_at, query.since, query.until),
+    ]
 
 
 async def _page(
