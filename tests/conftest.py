@@ -12,7 +12,7 @@ import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -131,6 +131,23 @@ async def empty_tables(conn: AsyncConnection | AsyncSession) -> None:
     """PostgreSQL: every table emptied, identities restarted."""
     names = ", ".join(t.name for t in metadata.sorted_tables)
     await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@asynccontextmanager
+async def app_client(
+    monkeypatch: pytest.MonkeyPatch, **settings: str
+) -> AsyncIterator[AsyncClient]:
+    """A client of an app of its own, built after `settings` are set (the `client` fixture's
+    app is built before a test can change any)."""
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    clear_settings()
+    application = create_app()
+    async with (
+        application.router.lifespan_context(application),
+        AsyncClient(transport=ASGITransport(app=application), base_url="http://testserver") as c,
+    ):
+        yield c
 
 
 @pytest.fixture

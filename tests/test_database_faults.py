@@ -12,14 +12,12 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
-from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient, Response
+from httpx import AsyncClient, Response
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.app import create_app
 from models.enums import Role
-from tests.conftest import POSTGRES_URL, clear_settings
+from tests.conftest import POSTGRES_URL, app_client
 from tests.factories import login_pair, make_item, make_user
 from tests.tcp_proxy import TcpProxy
 
@@ -57,23 +55,12 @@ def proxy(database_url: str) -> Iterator[TcpProxy]:
     tcp.close()
 
 
-async def served(monkeypatch: pytest.MonkeyPatch, url: str) -> AsyncIterator[AsyncClient]:
-    monkeypatch.setenv("DATABASE_URL", url)
-    clear_settings()
-    app: FastAPI = create_app()
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as client,
-    ):
-        yield client
-
-
 @pytest.fixture
 async def via_proxy(
     proxy: TcpProxy, fast_timeouts: None, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[AsyncClient]:
     url = make_url(POSTGRES_URL).set(port=proxy.port).render_as_string(hide_password=False)
-    async for client in served(monkeypatch, url):
+    async with app_client(monkeypatch, DATABASE_URL=url) as client:
         yield client
 
 
@@ -109,7 +96,7 @@ async def test_unreachable_database_answers_503(
 ) -> None:
     caplog.set_level(logging.INFO)
     url = f"postgresql://nobody@127.0.0.1:{closed_port}/nothing"
-    async for client in served(monkeypatch, url):
+    async with app_client(monkeypatch, DATABASE_URL=url) as client:
         async with asyncio.timeout(HANG):
             responses = [
                 await client.get("/items"),
