@@ -119,12 +119,8 @@ async def app(database_url: str) -> AsyncIterator[FastAPI]:
     async with application.router.lifespan_context(application):
         yield application
         if POSTGRES_URL:
-            await _empty_tables(application)
-
-
-async def _empty_tables(application: FastAPI) -> None:
-    async with application.state.engine.begin() as conn:
-        await empty_tables(conn)
+            async with application.state.engine.begin() as conn:
+                await empty_tables(conn)
 
 
 async def empty_tables(conn: AsyncConnection | AsyncSession) -> None:

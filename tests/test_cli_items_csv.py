@@ -2,7 +2,6 @@ import asyncio
 import csv
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from models.user import User
 from tests.cli_runner import run_cli
 from tests.conftest import clear_settings
 from tests.factories import make_item, make_user
+from tests.server import INVENTORY
 from tests.stock_checks import assert_movements_add_up
 
 HEADER = "sku,name,quantity,description\n"
@@ -438,10 +438,9 @@ async def test_export_into_a_closed_pipe_ends_quietly(
 
 def _export_then_close(database_url: str, data_dir: Path) -> tuple[int, str]:
     """`inventory export - | head -n 1`: the reader takes a line and goes away."""
-    inventory = Path(sys.executable).with_name("inventory")
     env = {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(data_dir)}
     proc = subprocess.Popen(  # noqa: S603  (our own console script)
-        [str(inventory), "export", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        [INVENTORY, "export", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
     assert proc.stdout is not None
     assert proc.stderr is not None

@@ -14,10 +14,8 @@ import httpx
 import pytest
 
 from api.listen import light_worker_start
-from tests.server import running_server, served, server_env
+from tests.server import INVENTORY, running_server, served, server_env
 from tests.waiting import polled
-
-INVENTORY = str(Path(sys.executable).with_name("inventory"))
 
 
 def test_a_second_serve_on_the_same_port_fails_at_once(tmp_path: Path) -> None:
