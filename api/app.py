@@ -28,6 +28,7 @@ from auth.router import router as auth_router
 from auth.secret import get_secret_key
 from auth.throttle import connect_redis
 from models.engine import create_engine, create_sessionmaker
+from models.reads import Reads
 from models.settings import Environment, get_database_settings
 
 log = logging.getLogger("api.app")
@@ -49,6 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(get_database_settings())
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.reads = reads = Reads(engine)
     app.state.login_throttle_redis = redis = connect_redis()
     storage.prepare_folder()
     removals = asyncio.create_task(storage.keep_retrying_removals())
@@ -60,6 +62,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             probe.cancel()  # a /ready probe still waiting for the database
         if redis is not None:
             await redis.aclose()
+        reads.close()
         await engine.dispose()
 
 

@@ -77,6 +77,12 @@ def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
 
+def add_sqlite_functions(dbapi_connection: Any) -> None:
+    # SQLite's lower() folds ASCII only; case-insensitive searches (icontains) must match
+    # "Ö" with "ö" as they do on PostgreSQL.
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+
+
 def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
@@ -104,9 +110,7 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cursor.close()
-        # SQLite's lower() folds ASCII only; case-insensitive searches (icontains) must match
-        # "Ö" with "ö" as they do on PostgreSQL.
-        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+        add_sqlite_functions(dbapi_connection)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:

@@ -16,14 +16,13 @@ from unittest import mock
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 
 from api.app import create_app
-from api.errors import ServiceUnavailable
-from api.services import items as item_services
 from api.settings import get_api_settings
 from models.enums import Role
 from models.item import Item
+from models.reads import Reads, ReadTooLong
 from models.user import User
 from tests.factories import PASSWORD, auth_headers, make_item, make_user
 
@@ -216,13 +215,14 @@ async def last_admin(w: World, case: Case) -> Response:
 async def database_down(w: World, case: Case) -> Response:
     # Not provokable from outside: nothing a client sends makes the database stop answering.
     # The app's engine is swapped for one whose database cannot be opened.
-    working = w.app.state.engine
-    w.app.state.engine = create_async_engine("sqlite+aiosqlite:////nonexistent/dir/x.db")
+    working = w.app.state.engine, w.app.state.reads
+    broken = create_async_engine("sqlite+aiosqlite:////nonexistent/dir/x.db")
+    w.app.state.engine, w.app.state.reads = broken, Reads(broken)
     try:
         return await w.client.get(case.path)
     finally:
-        await w.app.state.engine.dispose()
-        w.app.state.engine = working
+        await broken.dispose()
+        w.app.state.engine, w.app.state.reads = working
 
 
 async def upload_folder_failing(w: World, case: Case) -> Response:
@@ -237,19 +237,18 @@ async def search_too_long(w: World, case: Case) -> Response:
     # Not provokable on a small table: a 1-character search scans it well within its 2 s.
     # The search runs inside its real bound, which then reports it stopped (as it does when
     # the timeout interrupts the statement; tests/test_items_search.py stops a long one).
-    bounded = item_services._bounded
+    reads: Reads = w.app.state.reads
+    connect = reads.connect
 
     @asynccontextmanager
-    async def stopped(db: AsyncSession, seconds: float | None) -> AsyncIterator[None]:
-        async with bounded(db, seconds):
-            yield
-            raise ServiceUnavailable(item_services.SEARCH_TOO_LONG)
+    async def stopped(seconds: float | None = None) -> AsyncIterator[AsyncConnection]:
+        async with connect(seconds) as conn:
+            yield conn
+            if seconds is not None:
+                raise ReadTooLong()
 
-    item_services._bounded = stopped
-    try:
+    with mock.patch.object(reads, "connect", stopped):
         return await w.client.get("/items?q=b", headers=w.as_viewer)
-    finally:
-        item_services._bounded = bounded
 
 
 # (operationId, status) → how to provoke it; operationId "*" for what every route does alike.

@@ -8,14 +8,14 @@ import asyncio
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.errors import ServiceUnavailable
 from api.services import items as item_services
-from models.engine import use_autocommit
 from models.item import Item
+from models.reads import Reads, ReadTooLong
 from tests.factories import fresh
 
 ROWS: list[tuple[str, str | None]] = [
@@ -195,19 +195,20 @@ async def test_the_envelopes_document_total_exact(client: AsyncClient) -> None:
         assert schema["properties"]["total_exact"]["description"]
 
 
-async def test_a_scan_that_runs_too_long_is_stopped(db: AsyncSession) -> None:
+async def test_a_scan_that_runs_too_long_is_stopped(app: FastAPI) -> None:
     """The bound of short-term searches: the statement is stopped, the connection stays
     usable, and on PostgreSQL the timeout does not outlive the search."""
-    await use_autocommit(db)
-    dialect = db.get_bind().dialect.name
+    reads: Reads = app.state.reads
+    postgres = reads.dialect == "postgresql"
     slow = (
         "SELECT pg_sleep(5)"
-        if dialect == "postgresql"
+        if postgres
         else "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT max(i) FROM n"
     )
-    with pytest.raises(ServiceUnavailable):
-        async with item_services._bounded(db, 0.05):
-            await asyncio.wait_for(db.execute(text(slow)), timeout=20)
-    assert await db.scalar(text("SELECT 1")) == 1
-    if dialect == "postgresql":
-        assert await db.scalar(text("SHOW statement_timeout")) == "0"
+    with pytest.raises(ReadTooLong):
+        async with reads.connect(0.05) as conn:
+            await asyncio.wait_for(conn.execute(text(slow)), timeout=20)
+    async with reads.connect() as conn:
+        assert await conn.scalar(text("SELECT 1")) == 1
+        if postgres:
+            assert await conn.scalar(text("SHOW statement_timeout")) == "0"

@@ -3,13 +3,23 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api.deps import ItemDep, ItemId
+from api.responses import json_response
 from api.schemas.common import Message, error_responses
-from api.schemas.items import ItemCreate, ItemList, ItemOut, ItemQuery, ItemRead, ItemUpdate
+from api.schemas.items import (
+    ItemCreate,
+    ItemList,
+    ItemOut,
+    ItemQuery,
+    ItemRead,
+    ItemUpdate,
+    item_json,
+)
 from api.schemas.stock import AdjustOut, ItemMovementQuery, MovementList, StockAdjustment
 from api.services import items, stock
 from auth.audit import OriginDep
 from auth.bearer_first import BearerFirstRoute
 from auth.deps import EditorUser, ItemDeleter, StockViewer
+from models.reads import ReadsDep
 from models.session import SessionDep
 
 router = APIRouter(prefix="/items", tags=["items"], route_class=BearerFirstRoute)
@@ -17,20 +27,27 @@ router = APIRouter(prefix="/items", tags=["items"], route_class=BearerFirstRoute
 IfMatch = Annotated[str | None, Header(description="ETag from a GET; stale → 412")]
 
 
-@router.get("", summary="List items", responses=error_responses((503, items.SEARCH_TOO_LONG)))
-async def list_items(db: SessionDep, query: Annotated[ItemQuery, Query()]) -> ItemList:
+@router.get(
+    "",
+    summary="List items",
+    response_model=ItemList,
+    responses=error_responses((503, items.SEARCH_TOO_LONG)),
+)
+async def list_items(reads: ReadsDep, query: Annotated[ItemQuery, Query()]) -> Response:
     """A page of items, optionally searched, filtered (by quantity, exact sku, low stock) and
     sorted.
 
     `total` counts every match up to 10,000; past that it is 10,000 and `total_exact` is
     false. A search term of 1 or 2 characters reads every item and may be stopped (503)."""
-    page = await items.search(db, query)
-    return ItemList(
-        items=[ItemRead.model_validate(r) for r in page.rows],
-        total=page.total,
-        total_exact=page.total_exact,
-        skip=query.skip,
-        limit=query.limit,
+    page = await items.search(reads, query)
+    return json_response(
+        {
+            "items": [item_json(row) for row in page.rows],
+            "total": page.total,
+            "total_exact": page.total_exact,
+            "skip": query.skip,
+            "limit": query.limit,
+        }
     )
 
 
@@ -41,16 +58,16 @@ async def list_items(db: SessionDep, query: Annotated[ItemQuery, Query()]) -> It
     responses={**error_responses(404), 304: {"description": "Not modified (If-None-Match)"}},
 )
 async def get_item(
-    item: ItemDep,
-    response: Response,
+    reads: ReadsDep,
+    item_id: ItemId,
     if_none_match: Annotated[str | None, Header()] = None,
-) -> ItemOut | Response:
+) -> Response:
     """The item, with its `ETag` (send it back in `If-Match` to update safely)."""
-    tag = items.etag(item.version)
-    if if_none_match is not None and items.etag_matches(if_none_match, item.version, weak=True):
+    row = await items.get_row(reads, item_id)
+    tag = items.etag(row.version)
+    if if_none_match is not None and items.etag_matches(if_none_match, row.version, weak=True):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
-    response.headers["ETag"] = tag
-    return ItemOut(item=ItemRead.model_validate(item))
+    return json_response({"item": item_json(row)}, headers={"ETag": tag})
 
 
 @router.post(

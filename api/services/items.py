@@ -1,12 +1,11 @@
 """Item rules. Services flush, never commit: the request's one commit point does that."""
 
-import asyncio
 import itertools
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any, NoReturn, cast
 
 from sqlalchemy import (
@@ -24,9 +23,8 @@ from sqlalchemy import (
     or_,
     select,
     table,
-    text,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import etags, storage
@@ -40,6 +38,7 @@ from models.base import utcnow
 from models.constraints import constraint_name
 from models.enums import MovementReason
 from models.item import SEARCH_TABLE, Item, ItemCount
+from models.reads import Reads, ReadTooLong
 from models.stock_movement import StockMovement
 from models.transaction_hooks import on_commit
 from models.user import User
@@ -169,7 +168,24 @@ class Page:
     total_exact: bool
 
 
-async def search(db: AsyncSession, query: ItemQuery) -> Page:
+# A page of the unfiltered list this far from the start, or nearer, is a quick read (an index
+# walked for `skip + limit` entries); a page further on is read off the event loop.
+QUICK_SKIP = 1_000
+
+
+# How many items there are: the count the triggers keep, not a scan of the table.
+# (cast: PostgreSQL's sum of bigints is a numeric, which would come back a Decimal)
+_ITEM_COUNT = select(func.coalesce(func.sum(ItemCount.__table__.c.total), 0).cast(BigInteger))
+
+
+@cache
+def _every_item_page(sort: str) -> Select[Any]:
+    """Built once per sort key: a page of every item, each row carrying the item count."""
+    page = _ordered(select(*_items, _ITEM_COUNT.scalar_subquery().label("total")), sort)
+    return page.offset(bindparam("skip")).limit(bindparam("limit"))
+
+
+async def search(reads: Reads, query: ItemQuery) -> Page:
     """A page of matching items (rows with the item's columns) and how many match in all:
     exactly up to TOTAL_CAP, past it TOTAL_CAP and `total_exact` false.
 
@@ -177,74 +193,56 @@ async def search(db: AsyncSession, query: ItemQuery) -> Page:
     so page and total come from one snapshot. Only a page past the end needs a second one.
     Without filters the count is `item_counts`' (kept by triggers), whatever the table's size.
     """
+    where = _filters(query, reads.dialect)
+    window = {"skip": query.skip, "limit": query.limit}
+    if not where:
+        every = _every_item_page(query.sort.value)
+        rows = await reads.all(every, window, quick=query.skip <= QUICK_SKIP)
+        if rows or not query.skip:
+            return Page(rows, rows[0].total if rows else 0, total_exact=True)
+        return Page(rows, (await reads.all(_ITEM_COUNT))[0][0], total_exact=True)
     cap = TOTAL_CAP
-    dialect = db.get_bind().dialect.name
-    where = _filters(query, dialect)
-    if where:
-        matches: Select[Any] = select(literal_column("1")).select_from(_table).where(*where)
-        if dialect == "sqlite" and len(where) == 1 and query.q and len(query.q) >= INDEXED_TERM:
-            matches = _found(query.q)  # a term alone: counted in the index, no item read
-        count = select(func.count()).select_from(matches.limit(cap + 1).subquery())
-    else:  # every item: the count the triggers keep, not a scan of the table
-        # (cast: PostgreSQL's sum of bigints is a numeric, which would come back a Decimal)
-        count = select(func.coalesce(func.sum(ItemCount.__table__.c.total), 0).cast(BigInteger))
+    matches: Select[Any] = select(literal_column("1")).select_from(_table).where(*where)
+    indexed = reads.dialect == "sqlite" and query.q is not None and len(query.q) >= INDEXED_TERM
+    if indexed and len(where) == 1:
+        assert query.q is not None
+        matches = _found(query.q)  # a term alone: counted in the index, no item read
+    count = select(func.count()).select_from(matches.limit(cap + 1).subquery())
     page = select(*_items, count.scalar_subquery().label("total"))
     sort = query.sort.value
-    if dialect == "sqlite" and query.q and len(query.q) >= INDEXED_TERM and sort in ("id", "-id"):
+    if indexed and sort in ("id", "-id"):
+        assert query.q is not None
         # By id: the index's matches in id order, up to the page's end (`id IN (…)` would
         # collect every match first).
         rowid = _search.c.rowid
         page = page.select_from(_search.join(_table, _items.id == rowid))
-        page = page.where(_match(query.q), *_filters(query, dialect, term=False))
+        page = page.where(_match(query.q), *_filters(query, reads.dialect, term=False))
         page = page.order_by(rowid.desc() if sort == "-id" else rowid)
     else:
         page = _ordered(page.where(*where), sort)
     short = query.q is not None and len(query.q) < INDEXED_TERM
-    async with _bounded(db, SHORT_SEARCH_TIMEOUT if short else None):
-        rows = (await db.execute(page.offset(query.skip).limit(query.limit))).all()
-        if rows:
-            total = rows[0].total
-        elif not query.skip:
-            total = 0  # an empty first page: nothing matches
-        else:
-            total = await db.scalar(count) or 0
-    if where and total > cap:
+    try:
+        async with reads.connect(SHORT_SEARCH_TIMEOUT if short else None) as conn:
+            rows = (await conn.execute(page.offset(query.skip).limit(query.limit))).all()
+            if rows:
+                total = rows[0].total
+            elif not query.skip:
+                total = 0  # an empty first page: nothing matches
+            else:
+                total = await conn.scalar(count) or 0
+    except ReadTooLong:
+        raise ServiceUnavailable(SEARCH_TOO_LONG) from None
+    if total > cap:
         return Page(rows, cap, total_exact=False)
     return Page(rows, total, total_exact=True)
 
 
-@asynccontextmanager
-async def _bounded(db: AsyncSession, seconds: float | None) -> AsyncIterator[None]:
-    """Statements that may scan the table stop after `seconds` (503): a short term on a
-    large catalogue must not keep a connection, and a core, for long."""
-    if seconds is None:
-        yield
-        return
-    connection = await db.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    if connection.dialect.name == "sqlite":
-        # sqlite3's interrupt() may be called from any thread; it stops the running statement.
-        sqlite = driver._conn  # type: ignore[union-attr]
-        timer = asyncio.get_running_loop().call_later(seconds, sqlite.interrupt)
-        try:
-            yield
-        except OperationalError as exc:
-            if "interrupted" in str(exc.orig):
-                raise ServiceUnavailable(SEARCH_TOO_LONG) from None
-            raise
-        finally:
-            timer.cancel()
-        return
-    # PostgreSQL: the request reads in autocommit (no SET LOCAL): set, then reset.
-    await db.execute(text(f"SET statement_timeout = {max(1, int(seconds * 1000))}"))
-    try:
-        yield
-    except DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", None) == "57014":  # query_canceled
-            raise ServiceUnavailable(SEARCH_TOO_LONG) from None
-        raise
-    finally:
-        await db.execute(text("RESET statement_timeout"))
+async def get_row(reads: Reads, item_id: int) -> Row[Any]:
+    """The item's row (a public read: no ORM object, no session)."""
+    row = await reads.first(_ROW_BY_ID, {"item_id": item_id})
+    if row is None:
+        raise NotFound(ITEM_NOT_FOUND)
+    return row
 
 
 ITEM_FIELDS = ("name", "quantity", "description", "sku", "reorder_level")
