@@ -95,36 +95,50 @@ def test_serve_hands_the_health_check_timeout_to_the_supervisor(
     assert seen == {"timeout": 42, "reimports": False}
 
 
-def _workers(pid: int) -> set[int]:
-    """The worker processes of supervisor `pid` (not multiprocessing's resource tracker)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return {int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()}
-
-
-def _running(pid: int) -> bool:
-    # A worker that ended stays a zombie until whoever adopted it reaps it.
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields from the state on (state first, start time 20th), or []."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except FileNotFoundError:
-        return False
+        return []
+
+
+def _workers(pid: int) -> dict[int, str]:
+    """The worker processes of supervisor `pid` (not multiprocessing's resource tracker), each
+    with its start time, which tells it from a later process given the same pid."""
+    workers = {}
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"spawn_main" in command and (fields := _stat(int(child))):
+            workers[int(child)] = fields[19]
+    return workers
+
+
+def _running(pid: int, started: str) -> bool:
+    # A worker that ended stays a zombie until whoever adopted it reaps it.
+    fields = _stat(pid)
+    return bool(fields) and fields[19] == started and fields[0] != "Z"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_workers_end_when_their_supervisor_is_killed(tmp_path: Path) -> None:
     with served(tmp_path / "data", "a long enough password", workers=2) as (base, supervisor):
 
-        def both() -> set[int]:
+        def both() -> dict[int, str]:
             found = _workers(supervisor.pid)
-            return found if len(found) == 2 else set()
+            return found if len(found) == 2 else {}
 
         workers = polled(both, 30)
         supervisor.send_signal(signal.SIGKILL)
         supervisor.wait()
         try:
-            polled(lambda: not any(_running(pid) for pid in workers), 30)
+            polled(lambda: not any(_running(*worker) for worker in workers.items()), 30)
         finally:
-            for pid in workers:  # never leave one serving, whatever the outcome
-                if _running(pid):
-                    os.kill(pid, signal.SIGKILL)
+            for worker in workers.items():  # never leave one serving, whatever the outcome
+                if _running(*worker):
+                    os.kill(worker[0], signal.SIGKILL)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base}/health", timeout=5)
