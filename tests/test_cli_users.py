@@ -44,13 +44,20 @@ async def test_users_list_with_no_users(
     assert "no users yet" in capsys.readouterr().out
 
 
-async def test_disable_ends_the_users_logins(
-    db: AsyncSession, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+async def logged_in(db: AsyncSession) -> User:
+    """Editor bob with two logins, beside an admin (so bob is never the last one)."""
     await make_user(db, Role.admin, username="root")
     bob = await make_user(db, Role.editor, username="bob")
     await login_pair(db, bob)
     await login_pair(db, bob)
+    return bob
+
+
+async def test_disable_ends_the_users_logins(
+    db: AsyncSession, capsys: pytest.CaptureFixture[str], logged_in: User
+) -> None:
+    bob = logged_in
 
     assert await run_cli("users", "disable", "BOB") == 0
 
@@ -153,12 +160,9 @@ async def test_set_role_refuses_an_unknown_role(
 
 
 async def test_delete_removes_the_user_and_their_logins(
-    db: AsyncSession, capsys: pytest.CaptureFixture[str]
+    db: AsyncSession, capsys: pytest.CaptureFixture[str], logged_in: User
 ) -> None:
-    await make_user(db, Role.admin, username="root")
-    bob = await make_user(db, Role.editor, username="bob")
-    await login_pair(db, bob)
-    bob_id = bob.id
+    bob_id = logged_in.id
     assert await run_cli("users", "delete", "Bob") == 0
     assert capsys.readouterr().out == "deleted 'bob'\n"
     db.expire_all()
