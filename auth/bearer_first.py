@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
 
 from auth import tokens
-from auth.deps import get_principal
+from auth.deps import get_principal, remember_claims
 from auth.errors import BEARER
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -35,7 +35,7 @@ class BearerFirstRoute(APIRoute):
             return handler
 
         async def bearer_first(request: Request) -> Response:
-            refusal = _refusal(request.headers.get("authorization", ""))
+            refusal = _refusal(request)
             return refusal if refusal is not None else await handler(request)
 
         return bearer_first
@@ -47,13 +47,13 @@ def _needs_principal(dependant: Dependant) -> bool:
     )
 
 
-def _refusal(authorization: str) -> Response | None:
-    scheme, token = get_authorization_scheme_param(authorization)
+def _refusal(request: Request) -> Response | None:
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization", ""))
     if scheme.lower() != "bearer" or not token:
         detail = "Not authenticated"
     else:
         try:
-            tokens.decode(token, tokens.TokenType.access)
+            remember_claims(request, token, tokens.decode(token, tokens.TokenType.access))
         except tokens.InvalidToken:
             detail = "Could not validate credentials"
         else:

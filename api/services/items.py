@@ -361,7 +361,7 @@ async def _write(
     # On the session's connection: the statements are Core, the ORM session's layer only
     # costs time on every write.
     conn = await db.connection()
-    rows = list((await conn.execute(statement, list(params))).all())
+    rows = list((await conn.execute(statement, _one_or_many(params))).all())
     if not rows:
         return rows, []
     now = utcnow()
@@ -390,7 +390,13 @@ async def _write(
             )
     if not movements:
         return rows, []
-    return rows, list((await conn.execute(_INSERT_MOVEMENTS, movements)).all())
+    return rows, list((await conn.execute(_INSERT_MOVEMENTS, _one_or_many(movements))).all())
+
+
+def _one_or_many(params: Sequence[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]]:
+    """One row's values as one statement's: a list, even of one, is SQLAlchemy's executemany
+    (its "insertmanyvalues" renders a multi-row statement for each batch)."""
+    return params[0] if len(params) == 1 else list(params)
 
 
 async def create(
