@@ -2,7 +2,7 @@
 
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache, partial
@@ -163,7 +163,7 @@ def _ordered(stmt: Select[Any], sort: str) -> Select[Any]:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    rows: Sequence[Row[Any]]
+    rows: Sequence[Mapping[Any, Any]]
     total: int
     total_exact: bool
 
@@ -175,7 +175,9 @@ QUICK_SKIP = 1_000
 
 # How many items there are: the count the triggers keep, not a scan of the table.
 # (cast: PostgreSQL's sum of bigints is a numeric, which would come back a Decimal)
-_ITEM_COUNT = select(func.coalesce(func.sum(ItemCount.__table__.c.total), 0).cast(BigInteger))
+_ITEM_COUNT = select(
+    func.coalesce(func.sum(ItemCount.__table__.c.total), 0).cast(BigInteger).label("total")
+)
 
 
 @cache
@@ -199,8 +201,8 @@ async def search(reads: Reads, query: ItemQuery) -> Page:
         every = _every_item_page(query.sort.value)
         rows = await reads.all(every, window, quick=query.skip <= QUICK_SKIP)
         if rows or not query.skip:
-            return Page(rows, rows[0].total if rows else 0, total_exact=True)
-        return Page(rows, (await reads.all(_ITEM_COUNT))[0][0], total_exact=True)
+            return Page(rows, rows[0]["total"] if rows else 0, total_exact=True)
+        return Page(rows, (await reads.all(_ITEM_COUNT))[0]["total"], total_exact=True)
     cap = TOTAL_CAP
     matches: Select[Any] = select(literal_column("1")).select_from(_table).where(*where)
     indexed = reads.dialect == "sqlite" and query.q is not None and len(query.q) >= INDEXED_TERM
@@ -223,9 +225,10 @@ async def search(reads: Reads, query: ItemQuery) -> Page:
     short = query.q is not None and len(query.q) < INDEXED_TERM
     try:
         async with reads.connect(SHORT_SEARCH_TIMEOUT if short else None) as conn:
-            rows = (await conn.execute(page.offset(query.skip).limit(query.limit))).all()
+            paged = page.offset(query.skip).limit(query.limit)
+            rows = (await conn.execute(paged)).mappings().all()
             if rows:
-                total = rows[0].total
+                total = rows[0]["total"]
             elif not query.skip:
                 total = 0  # an empty first page: nothing matches
             else:
@@ -237,7 +240,7 @@ async def search(reads: Reads, query: ItemQuery) -> Page:
     return Page(rows, total, total_exact=True)
 
 
-async def get_row(reads: Reads, item_id: int) -> Row[Any]:
+async def get_row(reads: Reads, item_id: int) -> Mapping[Any, Any]:
     """The item's row (a public read: no ORM object, no session)."""
     row = await reads.first(_ROW_BY_ID, {"item_id": item_id})
     if row is None:
