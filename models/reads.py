@@ -24,6 +24,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Connection, Dialect, Executable, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -63,6 +64,18 @@ class Reads:
     async def first(self, stmt: Executable, params: Params = None) -> Mapping[Any, Any] | None:
         rows = await self.all(stmt, params)
         return rows[0] if rows else None
+
+    def loaded(self, stmt: Executable, params: Params = None) -> Any | None:
+        """SQLite: the first ORM object `stmt` loads, read on the loop, detached (merge it into
+        a session with `load=False` to use it there); None when there is none, on PostgreSQL,
+        or when the file is busy (read it the usual way then)."""
+        if self._loop is None:
+            return None
+        try:
+            with Session(self._loop) as session:
+                return session.scalar(stmt, params)
+        except OperationalError:
+            return None
 
     async def _fetch(self, stmt: Executable, params: Params) -> Rows:
         compiled = _compiled(stmt, self.engine.dialect)
