@@ -49,14 +49,23 @@ class Reads:
             with suppress(OperationalError):  # cannot open it: the thread's way reports that
                 self._loop = _loop_connection(engine)
 
-    async def all(self, stmt: Executable, params: Params = None, *, quick: bool = True) -> Rows:
-        """The rows of `stmt`. `quick`: it reads a few rows by an index."""
+    async def all(
+        self,
+        stmt: Executable,
+        params: Params = None,
+        *,
+        quick: bool = True,
+        built_once: bool = True,
+    ) -> Rows:
+        """The rows of `stmt`. `quick`: it takes a few index lookups (milliseconds at most).
+        `built_once`: the statement object is a constant (compiled once for asyncpg); a
+        statement built per request goes through SQLAlchemy, whose cache compiles it once."""
         if quick and self._loop is not None:
             try:
                 return self._loop.execute(stmt, params).mappings().all()
             except OperationalError:
                 pass  # busy, or the file unreadable: the thread's way waits, or reports it
-        elif quick and self.dialect == "postgresql":
+        elif quick and built_once and self.dialect == "postgresql":
             return await self._fetch(stmt, params)
         async with self.connect() as conn:
             return (await conn.execute(stmt, params)).mappings().all()

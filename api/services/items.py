@@ -2,7 +2,7 @@
 
 import itertools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache, partial
@@ -209,7 +209,7 @@ async def search(reads: Reads, query: ItemQuery) -> Page:
     if indexed and len(where) == 1:
         assert query.q is not None
         matches = _found(query.q)  # a term alone: counted in the index, no item read
-    count = select(func.count()).select_from(matches.limit(cap + 1).subquery())
+    count = select(func.count().label("total")).select_from(matches.limit(cap + 1).subquery())
     page = select(*_items, count.scalar_subquery().label("total"))
     sort = query.sort.value
     if indexed and sort in ("id", "-id"):
@@ -222,22 +222,38 @@ async def search(reads: Reads, query: ItemQuery) -> Page:
         page = page.order_by(rowid.desc() if sort == "-id" else rowid)
     else:
         page = _ordered(page.where(*where), sort)
-    short = query.q is not None and len(query.q) < INDEXED_TERM
-    try:
-        async with reads.connect(SHORT_SEARCH_TIMEOUT if short else None) as conn:
-            paged = page.offset(query.skip).limit(query.limit)
-            rows = (await conn.execute(paged)).mappings().all()
-            if rows:
-                total = rows[0]["total"]
-            elif not query.skip:
-                total = 0  # an empty first page: nothing matches
-            else:
-                total = await conn.scalar(count) or 0
-    except ReadTooLong:
-        raise ServiceUnavailable(SEARCH_TOO_LONG) from None
+    paged = page.offset(query.skip).limit(query.limit)
+    if query.q is not None and len(query.q) < INDEXED_TERM:
+        # A scan of every item: off the loop, and bounded.
+        try:
+            async with reads.connect(SHORT_SEARCH_TIMEOUT) as conn:
+                rows = (await conn.execute(paged)).mappings().all()
+                total = await _total(rows, query, lambda: conn.scalar(count))
+        except ReadTooLong:
+            raise ServiceUnavailable(SEARCH_TOO_LONG) from None
+    else:
+        # Through the indexes: the matches counted up to the cap, the page near the start.
+        quick = query.skip <= QUICK_SKIP
+        rows = await reads.all(paged, quick=quick, built_once=False)
+        total = await _total(rows, query, lambda: _count(reads, count, quick))
     if total > cap:
         return Page(rows, cap, total_exact=False)
     return Page(rows, total, total_exact=True)
+
+
+async def _total(
+    rows: Sequence[Mapping[Any, Any]], query: ItemQuery, counted: Callable[[], Awaitable[Any]]
+) -> int:
+    """The page's rows carry the total; an empty page counts apart, unless it is the first."""
+    if rows:
+        return int(rows[0]["total"])
+    if not query.skip:
+        return 0  # an empty first page: nothing matches
+    return int(await counted() or 0)
+
+
+async def _count(reads: Reads, count: Select[Any], quick: bool) -> Any:
+    return (await reads.all(count, quick=quick, built_once=False))[0]["total"]
 
 
 async def get_row(reads: Reads, item_id: int) -> Mapping[Any, Any]:
