@@ -3,15 +3,16 @@ database allows, each seeing the latest commit (autocommit: no snapshot older th
 statement, so no stale read after a write, in any worker). Rows come back as mappings
 (column name → value).
 
-A quick read (by id, a page near the start: a few rows by an index) runs
-- on a SQLite file: on the event loop itself, through a connection of its own. It takes
-  microseconds, where a trip to aiosqlite's thread and back costs more than the read;
-- on PostgreSQL: on a connection of the pool, sent by asyncpg itself (its statement cache
-  prepares it once per connection), without SQLAlchemy's execution around it, which costs
-  more than the round trip. Its parameters must be plain values (no type processing).
-Any other read (a search, a page far from the start) goes through the async engine
-(aiosqlite's thread on SQLite), so that the loop keeps serving meanwhile; `seconds` bounds
-it (503).
+On a SQLite file a quick read (by id, a page near the start: a few rows by an index) runs on
+the event loop itself, through a connection of its own: it takes microseconds, where a trip
+to aiosqlite's thread and back costs more than the read. Any other read (a search, a page
+far from the start) goes to that thread, through the async engine, so that the loop keeps
+serving meanwhile; `seconds` bounds it (503).
+
+On PostgreSQL a statement built once is sent by asyncpg itself on a connection of the pool
+(asyncpg's cache prepares it once per connection), without SQLAlchemy's execution around
+it, which costs more than a short read's round trip. Its parameters must be plain values
+(no type processing).
 """
 
 import asyncio
@@ -57,15 +58,15 @@ class Reads:
         quick: bool = True,
         built_once: bool = True,
     ) -> Rows:
-        """The rows of `stmt`. `quick`: it takes a few index lookups (milliseconds at most).
-        `built_once`: the statement object is a constant (compiled once for asyncpg); a
-        statement built per request goes through SQLAlchemy, whose cache compiles it once."""
+        """The rows of `stmt`. `quick`: a few index lookups, microseconds (SQLite: on the
+        loop). `built_once`: the statement object is a constant, compiled once for asyncpg
+        (PostgreSQL); else SQLAlchemy sends it, which renders what asyncpg cannot take."""
         if quick and self._loop is not None:
             try:
                 return self._loop.execute(stmt, params).mappings().all()
             except OperationalError:
                 pass  # busy, or the file unreadable: the thread's way waits, or reports it
-        elif quick and built_once and self.dialect == "postgresql":
+        elif built_once and self.dialect == "postgresql":
             return await self._fetch(stmt, params)
         async with self.connect() as conn:
             return (await conn.execute(stmt, params)).mappings().all()

@@ -272,11 +272,12 @@ async def search(reads: Reads, query: ItemQuery) -> Page:
         except ReadTooLong:
             raise ServiceUnavailable(SEARCH_TOO_LONG) from None
     else:
-        # Through the indexes: the matches counted up to the cap, the page near the start.
-        # (asyncpg cannot take the pattern PostgreSQL plans for: SQLAlchemy renders it.)
+        # Through the indexes, but counting up to the cap and sorting the matches can take
+        # milliseconds: off SQLite's loop. (asyncpg cannot take the pattern PostgreSQL plans
+        # for: SQLAlchemy renders it.)
         direct = shape.term != "trgm"
-        rows = await reads.all(page, {**values, **window}, quick=quick, built_once=direct)
-        total = await _total(rows, query, lambda: _count(reads, count, values, quick, direct))
+        rows = await reads.all(page, {**values, **window}, quick=False, built_once=direct)
+        total = await _total(rows, query, lambda: _count(reads, count, values, direct))
     cap = TOTAL_CAP
     if total > cap:
         return Page(rows, cap, total_exact=False)
@@ -294,10 +295,8 @@ async def _total(
     return int(await counted() or 0)
 
 
-async def _count(
-    reads: Reads, count: Select[Any], values: dict[str, Any], quick: bool, direct: bool
-) -> Any:
-    return (await reads.all(count, values, quick=quick, built_once=direct))[0]["total"]
+async def _count(reads: Reads, count: Select[Any], values: dict[str, Any], direct: bool) -> Any:
+    return (await reads.all(count, values, quick=False, built_once=direct))[0]["total"]
 
 
 async def get_row(reads: Reads, item_id: int) -> Mapping[Any, Any]:
