@@ -263,8 +263,8 @@ async def search(reads: Reads, query: ItemQuery) -> Page:
             return Page(rows, rows[0]["total"] if rows else 0, total_exact=True)
         return Page(rows, (await reads.all(_ITEM_COUNT))[0]["total"], total_exact=True)
     page, count = _search_statements(shape)
-    if shape.term and shape.term.startswith("like"):
-        # A scan of every item: off the loop, and bounded.
+    if query.q is not None and len(query.q) < INDEXED_TERM:
+        # Too short for the trigram indexes: a scan of every item, off the loop and bounded.
         try:
             async with reads.connect(SHORT_SEARCH_TIMEOUT) as conn:
                 rows = (await conn.execute(page, {**values, **window})).mappings().all()
