@@ -14,6 +14,7 @@ from auth.errors import NOT_AUTHENTICATED, NotAuthenticated, PermissionDenied
 from auth.permissions import Capability, allows
 from auth.tokens import TokenType
 from models.engine import BEFORE_WRITING
+from models.reads import Reads
 from models.session import SessionDep
 from models.user import AuthSession, User
 
@@ -64,9 +65,12 @@ async def get_principal(
         claims = _claims(request, token)
     except tokens.InvalidToken:
         raise NotAuthenticated() from None
-    user = await db.scalar(
-        _ACTIVE_LOGIN_USER, {"user_id": claims.user_id, "session_id": claims.session_id}
-    )
+    params = {"user_id": claims.user_id, "session_id": claims.session_id}
+    reads: Reads = request.app.state.reads
+    # On SQLite read on the loop and handed to the request's session as it is (no second
+    # read); else (or when the file is busy, or nobody matches: checked again) as usual.
+    found = reads.loaded(_ACTIVE_LOGIN_USER, params)
+    user = await (db.merge(found, load=False) if found else db.scalar(_ACTIVE_LOGIN_USER, params))
     if user is None:
         raise NotAuthenticated()
     return Principal(user, claims.session_id)

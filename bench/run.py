@@ -559,7 +559,7 @@ def bench_against_baseline(run: Run, db: str) -> None:
                 ratio = mine.result.rate / theirs.result.rate if theirs.result.rate else 0.0
                 target = f"within {allowed:.0%} of before" if allowed else "unchanged (noise)"
                 run.check(
-                    f"{db}: {scenario} {target}",
+                    f"{db} ×{run.workers}: {scenario} {target}",
                     f"{ratio:.2f}× ({mine.result.rate:.0f} vs {theirs.result.rate:.0f} req/s)",
                     ratio >= 1 - allowed if allowed else None,
                 )

@@ -4,7 +4,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, make_url
+from sqlalchemy import Engine, event, make_url
 from sqlalchemy.engine import Connection, ExceptionContext, ExecutionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,7 +17,7 @@ from sqlalchemy.util import await_only as await_  # await_only: also on SQLAlche
 from models.availability import DatabaseUnavailable, describe, unreachable
 from models.pool import FairQueuePool
 from models.settings import DatabaseSettings
-from models.sqlite_driver import OneTripConnection, OneTripDBAPI
+from models.sqlite_driver import WRITER_BEGIN, OneTripConnection, OneTripDBAPI
 from models.transaction_hooks import on_commit, on_rollback
 from models.writers import WriterTurn, sqlite_writers
 
@@ -67,7 +67,12 @@ def _unavailable(context: ExceptionContext) -> DatabaseUnavailable | None:
     if not (context.is_disconnect or unreachable(error)):
         return None
     context.is_disconnect = True
-    pool = context.engine.pool if context.engine is not None else None
+    return went_down(context.engine, error)
+
+
+def went_down(engine: Engine | None, error: Exception) -> DatabaseUnavailable:
+    """The 503 of a connection lost or stalled (its pool's availability notes it)."""
+    pool = engine.pool if engine is not None else None
     if not isinstance(pool, FairQueuePool):
         return DatabaseUnavailable(describe(error))
     return pool.availability.went_down(describe(error))
@@ -136,7 +141,7 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
         if context is not None and context.execution_options.get(BEFORE_WRITING):
             return  # reads on its own (SQLite's autocommit), before the writer's turn
         await_(turn.take())
-        _begin_with_next_statement(conn, "BEGIN IMMEDIATE")
+        _begin_with_next_statement(conn, WRITER_BEGIN)
 
     return engine
 

@@ -1,29 +1,39 @@
 """Reads outside any session: the statements of the public read routes, run as cheaply as the
 database allows, each seeing the latest commit (autocommit: no snapshot older than the
-statement, so no stale read after a write, in any worker).
+statement, so no stale read after a write, in any worker). Rows come back as mappings
+(column name → value).
 
-On a SQLite file a quick read (a point read, a first page) runs on the event loop itself,
-through a connection of its own: it takes microseconds, where a trip to aiosqlite's thread
-and back costs more than the read (bench/RESULTS.md). A read that may take long (a search,
-a page far from the start) goes to the thread, through the async engine, so that the loop
-keeps serving meanwhile; `seconds` bounds it (503). On PostgreSQL every read goes through
-the async engine, in autocommit (one round trip, no BEGIN or COMMIT).
+On a SQLite file a quick read (by id, a page near the start: a few rows by an index) runs on
+the event loop itself, through a connection of its own: it takes microseconds, where a trip
+to aiosqlite's thread and back costs more than the read. Any other read (a search, a page
+far from the start) goes to that thread, through the async engine, so that the loop keeps
+serving meanwhile; `seconds` bounds it (503).
+
+On PostgreSQL a statement built once is sent by asyncpg itself on a connection of the pool
+(asyncpg's cache prepares it once per connection), without SQLAlchemy's execution around
+it, which costs more than a short read's round trip. Its parameters must be plain values
+(no type processing).
 """
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
-from typing import Annotated, Any
+from functools import lru_cache
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
-from sqlalchemy import Connection, Executable, Row, create_engine, event, text
+from sqlalchemy import Connection, Dialect, Executable, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.compiler import SQLCompiler
 
-from models.engine import SQLITE_AUTOCOMMIT, add_sqlite_functions
+from models.availability import unreachable
+from models.engine import SQLITE_AUTOCOMMIT, add_sqlite_functions, went_down
 
 Params = Mapping[str, Any] | None
+Rows = Sequence[Mapping[Any, Any]]  # SQLAlchemy's RowMapping, or asyncpg's Record
 
 
 class ReadTooLong(Exception):
@@ -41,21 +51,57 @@ class Reads:
                 self._loop = _loop_connection(engine)
 
     async def all(
-        self, stmt: Executable, params: Params = None, *, quick: bool = True
-    ) -> Sequence[Row[Any]]:
-        """The rows of `stmt`. `quick`: it reads a few rows by an index (on SQLite it then
-        runs on the event loop)."""
+        self,
+        stmt: Executable,
+        params: Params = None,
+        *,
+        quick: bool = True,
+        built_once: bool = True,
+    ) -> Rows:
+        """The rows of `stmt`. `quick`: a few index lookups, microseconds (SQLite: on the
+        loop). `built_once`: the statement object is a constant, compiled once for asyncpg
+        (PostgreSQL); else SQLAlchemy sends it, which renders what asyncpg cannot take."""
         if quick and self._loop is not None:
             try:
-                return self._loop.execute(stmt, params).all()
+                return self._loop.execute(stmt, params).mappings().all()
             except OperationalError:
                 pass  # busy, or the file unreadable: the thread's way waits, or reports it
+        elif built_once and self.dialect == "postgresql":
+            return await self._fetch(stmt, params)
         async with self.connect() as conn:
-            return (await conn.execute(stmt, params)).all()
+            return (await conn.execute(stmt, params)).mappings().all()
 
-    async def first(self, stmt: Executable, params: Params = None) -> Row[Any] | None:
+    async def first(self, stmt: Executable, params: Params = None) -> Mapping[Any, Any] | None:
         rows = await self.all(stmt, params)
         return rows[0] if rows else None
+
+    def loaded(self, stmt: Executable, params: Params = None) -> Any | None:
+        """SQLite: the first ORM object `stmt` loads, read on the loop, detached (merge it into
+        a session with `load=False` to use it there); None when there is none, on PostgreSQL,
+        or when the file is busy (read it the usual way then)."""
+        if self._loop is None:
+            return None
+        try:
+            with Session(self._loop) as session:
+                return session.scalar(stmt, params)
+        except OperationalError:
+            return None
+
+    async def _fetch(self, stmt: Executable, params: Params) -> Rows:
+        compiled = _compiled(stmt, self.engine.dialect)
+        values = compiled.construct_params(params) or {}
+        args = [values[name] for name in compiled.positiontup or ()]
+        async with self.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            try:
+                records: Rows = await driver.fetch(compiled.string, *args)
+            except Exception as error:
+                if not unreachable(error):
+                    raise
+                await conn.invalidate()  # not handed out again half-way through a statement
+                raise went_down(self.engine.sync_engine, error) from error
+        return records
 
     @asynccontextmanager
     async def connect(self, seconds: float | None = None) -> AsyncIterator[AsyncConnection]:
@@ -77,6 +123,12 @@ class Reads:
             self._loop.close()
             self._loop.engine.dispose()
             self._loop = None
+
+
+@lru_cache(maxsize=64)
+def _compiled(stmt: Executable, dialect: Dialect) -> SQLCompiler:
+    """Compiled once: the quick reads are statements built once (by identity)."""
+    return cast(SQLCompiler, stmt.compile(dialect=dialect))  # type: ignore[attr-defined]
 
 
 def _loop_connection(engine: AsyncEngine) -> Connection:

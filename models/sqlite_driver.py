@@ -1,12 +1,19 @@
-"""SQLAlchemy's aiosqlite adapter, with each statement in one trip to aiosqlite's thread.
+"""SQLAlchemy's aiosqlite adapter, with each statement in one trip to aiosqlite's thread, and
+the statements of a writer's transaction, once it has begun, run on the event loop itself.
 
 aiosqlite runs every call on the connection's own thread, and each call is a trip there and
 back (a queue put, a thread wake-up, a loop wake-up). SQLAlchemy's adapter cursor makes one
 trip to open a cursor, one to execute, one to fetch the rows and one to close the cursor: four
 for a SELECT, three for an INSERT. Here one function on that thread does all of it and hands
-back the rows with the cursor's description, row count and last row id. Under load the trips
-are most of a short statement's time, and for writes they are spent holding SQLite's one
-writer's turn.
+back the rows with the cursor's description, row count and last row id.
+
+A writer's transaction (`BEGIN IMMEDIATE`, in this service's writer's turn: models/writers.py)
+holds SQLite's one write lock from its first statement to its commit. Its later statements
+take microseconds and can wait for nothing (the lock is held), so they run on the loop, in
+place: no trip, and no turn of the loop in which other requests' work runs while the lock is
+held. The `BEGIN` (which may wait for another program's lock) and the `COMMIT` (which waits
+for the disk) still go to the thread. The connection is opened with check_same_thread=False;
+its calls never overlap (each trip is awaited before the next call).
 """
 
 import sqlite3
@@ -25,6 +32,9 @@ from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util import await_only as await_
 
 _Outcome = tuple[list[Any], Any, int, int | None]
+
+# How a writer's transaction begins (models/engine.py); its later statements run in place.
+WRITER_BEGIN = "BEGIN IMMEDIATE"
 
 
 def _on_thread(
@@ -45,6 +55,13 @@ def _on_thread(
         return None, exc, conn.in_transaction
     finally:
         cursor.close()
+
+
+async def _in_place(
+    conn: sqlite3.Connection, statement: Callable[[sqlite3.Cursor], object]
+) -> tuple[_Outcome | None, Exception | None, bool]:
+    """The statement on the event loop's thread: a coroutine that never suspends."""
+    return _on_thread(conn, None, statement)
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -93,16 +110,25 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         adapted: OneTripConnection = self._adapt_connection  # type: ignore[assignment]
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         try:
-            outcome, failure, adapted.in_transaction = await_(
-                connection._execute(  # type: ignore[no-untyped-call]
-                    _on_thread, connection._conn, adapted.begin_with, statement
+            if adapted.writing and adapted.in_transaction:
+                # Awaited (SQLAlchemy requires an await per execution), done before it returns.
+                outcome, failure, adapted.in_transaction = await_(
+                    _in_place(connection._conn, statement)
                 )
-            )
-            adapted.begin_with = None  # begun, whatever became of the statement
+            else:
+                begin = adapted.begin_with
+                outcome, failure, adapted.in_transaction = await_(
+                    connection._execute(  # type: ignore[no-untyped-call]
+                        _on_thread, connection._conn, begin, statement
+                    )
+                )
+                adapted.begin_with = None  # begun, whatever became of the statement
+                adapted.writing = begin == WRITER_BEGIN and adapted.in_transaction
             if failure is not None:
                 raise failure
         except Exception as error:
             self._adapt_connection._handle_exception(error)
+        assert outcome is not None  # a failure raised above
         rows, self._description, self._rowcount, self._lastrowid = outcome
         self._rows = deque(rows)
 
@@ -119,22 +145,25 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     is open (SQLite would do nothing): one that never ran a statement, or the pool's
     rollback of a connection returned after its commit."""
 
-    __slots__ = ("begin_with", "in_transaction")
+    __slots__ = ("begin_with", "in_transaction", "writing")
     _cursor_cls = OneTripCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self.begin_with: str | None = None
         self.in_transaction = False
+        self.writing = False  # in a transaction begun with WRITER_BEGIN
 
     def commit(self) -> None:
         self.begin_with = None
+        self.writing = False
         if self.in_transaction:
             super().commit()
             self.in_transaction = False
 
     def rollback(self) -> None:
         self.begin_with = None
+        self.writing = False
         if self.in_transaction:
             super().rollback()
             self.in_transaction = False
@@ -147,5 +176,6 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
         super().__init__(aiosqlite, sqlite3)
 
     def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
-        adapted = super().connect(*arg, **kw)
+        # Called from the loop in a writer's transaction, from aiosqlite's thread otherwise.
+        adapted = super().connect(*arg, **{**kw, "check_same_thread": False})
         return OneTripConnection(self, adapted._connection)

@@ -3,10 +3,12 @@
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import Engine, delete, event, func, insert, select
+from sqlalchemy import Engine, Executable, delete, event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.schemas.items import ItemCreate
@@ -15,6 +17,7 @@ from auth.audit import COMMAND_LINE
 from models.audit_event import AuditEvent
 from models.enums import MovementReason, Role
 from models.item import Item
+from models.reads import Reads
 from models.stock_movement import StockMovement
 from models.user import User
 from tests.factories import auth_headers, count, fresh, make_item, make_user, row
@@ -129,11 +132,11 @@ async def test_list_page_and_total_are_one_statement(
 
 
 async def test_unfiltered_total_follows_every_insert_and_delete(
+    app: FastAPI,
     client: AsyncClient,
     db: AsyncSession,
     editor_headers: dict[str, str],
     admin_headers: dict[str, str],
-    statements: list[str],
 ) -> None:
     """The total of an unfiltered list is item_counts' (kept by triggers), never a scan."""
 
@@ -163,9 +166,17 @@ async def test_unfiltered_total_follows_every_insert_and_delete(
     await fresh(db)
     await db.execute(delete(Item).where(Item.name.in_(["Bulk 0", "Bulk 1"])))
     await db.commit()
-    statements.clear()
-    assert await total() == 3
-    list_statement = statements[0].lower()
+    asked: list[str] = []
+    reads: Reads = app.state.reads
+    ask = reads.all
+
+    async def recorded(stmt: Executable, *args: Any, **kwargs: Any) -> Any:
+        asked.append(str(stmt.compile(dialect=reads.engine.dialect)))  # type: ignore[attr-defined]
+        return await ask(stmt, *args, **kwargs)
+
+    with mock.patch.object(reads, "all", recorded):
+        assert await total() == 3
+    list_statement = asked[0].lower()
     assert "item_counts" in list_statement
     assert "count(*)" not in list_statement
 

@@ -11,9 +11,10 @@ from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from models.engine import create_engine
+from models.enums import Role
 from models.settings import DatabaseSettings
 from tests.conftest import POSTGRES_URL
-from tests.factories import make_item
+from tests.factories import auth_headers, make_item, make_user
 
 
 @pytest.fixture
@@ -101,14 +102,33 @@ async def test_begin_goes_with_the_first_statement(engine: AsyncEngine, trips: l
 
 @pytest.mark.perf
 @pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's driver")
-async def test_a_read_request_is_one_trip_per_statement(
+async def test_an_item_read_makes_no_trip(
     client: AsyncClient, db: AsyncSession, trips: list[str]
 ) -> None:
-    """Read requests run in autocommit (models.engine.use_autocommit): no trip to end them."""
+    """GET /items/{id} reads on the event loop (models/reads.py)."""
     item = await make_item(db)
+    await db.commit()
     trips.clear()
 
     r = await client.get(f"/items/{item.id}")
 
     assert r.status_code == 200, r.text
-    assert trips == ["_on_thread"]
+    assert trips == []
+
+
+@pytest.mark.perf
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's driver")
+async def test_a_writers_later_statements_make_no_trip(
+    client: AsyncClient, db: AsyncSession, trips: list[str]
+) -> None:
+    """POST /items runs four statements (the caller's login, the item, its movement, its
+    audit event) in three trips: the login check, BEGIN IMMEDIATE with the item's INSERT,
+    and the COMMIT. The movement and the audit event run in place."""
+    headers = await auth_headers(db, await make_user(db, role=Role.editor))
+    await db.commit()
+    trips.clear()
+
+    r = await client.post("/items", json={"name": "Bolt", "quantity": 5}, headers=headers)
+
+    assert r.status_code == 201, r.text
+    assert trips == ["_on_thread", "_on_thread", "commit"]

@@ -64,8 +64,8 @@ async def get_item(
 ) -> Response:
     """The item, with its `ETag` (send it back in `If-Match` to update safely)."""
     row = await items.get_row(reads, item_id)
-    tag = items.etag(row.version)
-    if if_none_match is not None and items.etag_matches(if_none_match, row.version, weak=True):
+    tag = items.etag(row["version"])
+    if if_none_match is not None and items.etag_matches(if_none_match, row["version"], weak=True):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
     return json_response({"item": item_json(row)}, headers={"ETag": tag})
 

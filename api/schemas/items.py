@@ -1,3 +1,4 @@
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -119,11 +120,11 @@ def low_stock(quantity: int, reorder_level: int | None) -> bool:
 _READ_FIELDS = tuple(ItemRead.model_fields)
 
 
-def item_json(row: Any) -> dict[str, Any]:
+def item_json(row: Mapping[Any, Any]) -> dict[str, Any]:
     """What `ItemRead` serializes to, from a row the database gave (no validation: it is
     the database's own; pydantic's validation of 20 rows costs more than reading them).
     tests/test_item_json.py holds the two equal."""
-    values = {name: getattr(row, name) for name in _READ_FIELDS}
+    values = {name: row[name] for name in _READ_FIELDS}
     values["image_url"] = image_url(values["image_src"])
     values["low_stock"] = low_stock(values["quantity"], values["reorder_level"])
     return values

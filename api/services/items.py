@@ -2,19 +2,19 @@
 
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from typing import Any, NoReturn, cast
 
 from sqlalchemy import (
     BigInteger,
-    BindParameter,
     ColumnElement,
     Integer,
     Row,
     Select,
+    String,
     Table,
     bindparam,
     column,
@@ -86,31 +86,105 @@ _search = table(SEARCH_TABLE, column("rowid", Integer))
 _ESCAPE = re.compile(r"([/%_])")  # LIKE's wildcards (and the escape character) made literal
 
 
-def _term(q: str, dialect: str) -> ColumnElement[bool]:
-    """Case-insensitive substring match of `q` on name or sku; `%` and `_` are literal."""
+# A search's statements are built once per shape (which filters, which kind of term, which
+# sort), with its values bound as parameters: building and compiling them cost more than a
+# search through the indexes.
+_MATCH = literal_column(SEARCH_TABLE).op("MATCH")(bindparam("q_match", type_=String))
+# PostgreSQL: the pattern goes into the statement as a literal: planned for this term each
+# time (a prepared statement's generic plan would guess how many rows match; pg_trgm's
+# indexes serve lower(column) LIKE '%term%').
+_PATTERN = bindparam("q_pattern", type_=String, literal_execute=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    term: str | None  # "fts" (SQLite, 3+ characters), "likeN" (SQLite, N patterns), "trgm"
+    min_quantity: bool
+    max_quantity: bool
+    sku: bool
+    low_stock: bool | None
+    sort: str
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.term or self.min_quantity or self.max_quantity or self.sku) or (
+            self.low_stock is not None
+        )
+
+
+def _shape(query: ItemQuery, dialect: str) -> tuple[_Shape, dict[str, Any]]:
+    """The search's shape, and the values its statements bind."""
+    values: dict[str, Any] = {}
+    term = None
+    if query.q:
+        if dialect != "sqlite":
+            term, values["q_pattern"] = "trgm", _contains(query.q)
+        elif len(query.q) >= INDEXED_TERM:
+            term, values["q_match"] = "fts", '"' + query.q.replace('"', '""') + '"'
+        else:
+            # Too short for trigrams: LIKE, in C (SQLite folds ASCII letters), for each
+            # spelling of the other letters; not a Python lower() per row.
+            patterns = [_contains(spelling) for spelling in _spellings(query.q)]
+            term = f"like{len(patterns)}"
+            values.update((f"q_like{i}", p) for i, p in enumerate(patterns))
+    for name in ("min_quantity", "max_quantity", "sku"):
+        if getattr(query, name) is not None:
+            values[name] = getattr(query, name)
+    shape = _Shape(
+        term,
+        "min_quantity" in values,
+        "max_quantity" in values,
+        "sku" in values,
+        query.low_stock,
+        query.sort.value,
+    )
+    return shape, values
+
+
+def _filters(shape: _Shape, *, term: bool = True) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
     columns = (_items.name, _items.sku)
-    if dialect != "sqlite":
-        # The pattern goes into the statement as a literal: planned for this term each time
-        # (a prepared statement's generic plan would guess how many rows match; pg_trgm's
-        # indexes serve lower(column) LIKE '%term%').
-        literal: BindParameter[str] = bindparam(None, _contains(q), literal_execute=True)
-        return or_(*(func.lower(col).like(func.lower(literal), escape="/") for col in columns))
-    if len(q) >= INDEXED_TERM:
-        return _items.id.in_(_found(q))
-    # Too short for trigrams: LIKE, in C (SQLite folds ASCII letters), for each spelling of
-    # the other letters; not a Python lower() per row.
-    patterns = [_contains(spelling) for spelling in _spellings(q)]
-    return or_(*(col.like(p, escape="/") for col in columns for p in patterns))
+    if shape.term == "fts" and term:
+        where.append(_items.id.in_(select(_search.c.rowid).where(_MATCH)))
+    elif shape.term == "trgm" and term:
+        where.append(
+            or_(*(func.lower(col).like(func.lower(_PATTERN), escape="/") for col in columns))
+        )
+    elif shape.term and term:
+        patterns = [bindparam(f"q_like{i}", type_=String) for i in range(int(shape.term[4:]))]
+        where.append(or_(*(col.like(p, escape="/") for col in columns for p in patterns)))
+    if shape.min_quantity:
+        where.append(_items.quantity >= bindparam("min_quantity", type_=Integer))
+    if shape.max_quantity:
+        where.append(_items.quantity <= bindparam("max_quantity", type_=Integer))
+    if shape.sku:
+        where.append(_items.sku == bindparam("sku", type_=String))
+    if shape.low_stock is not None:
+        low = _items.quantity <= _items.reorder_level  # null (never low) without a level
+        where.append(low if shape.low_stock else or_(_items.reorder_level.is_(None), ~low))
+    return where
 
 
-def _found(q: str) -> Select[Any]:
-    """SQLite: the ids of the items whose name or sku holds `q` (3+ characters)."""
-    return select(_search.c.rowid).where(_match(q))
-
-
-def _match(q: str) -> ColumnElement[bool]:
-    phrase = '"' + q.replace('"', '""') + '"'  # FTS5: a quoted string is literal
-    return literal_column(SEARCH_TABLE).op("MATCH")(phrase)
+@lru_cache(maxsize=256)
+def _search_statements(shape: _Shape) -> tuple[Select[Any], Select[Any]]:
+    """A filtered list's page (binding `skip` and `limit` too) and its count, capped."""
+    where = _filters(shape)
+    matches: Select[Any] = select(literal_column("1")).select_from(_table).where(*where)
+    if shape.term == "fts" and len(where) == 1:
+        matches = select(_search.c.rowid).where(_MATCH)  # counted in the index, no item read
+    capped = matches.limit(TOTAL_CAP + 1).subquery()
+    count: Select[Any] = select(func.count().label("total")).select_from(capped)
+    page: Select[Any] = select(*_items, count.scalar_subquery().label("total"))
+    if shape.term == "fts" and shape.sort in ("id", "-id"):
+        # By id: the index's matches in id order, up to the page's end (`id IN (…)` would
+        # collect every match first).
+        rowid = _search.c.rowid
+        page = page.select_from(_search.join(_table, _items.id == rowid))
+        page = page.where(_MATCH, *_filters(shape, term=False))
+        page = page.order_by(rowid.desc() if shape.sort == "-id" else rowid)
+    else:
+        page = _ordered(page.where(*where), shape.sort)
+    return page.offset(bindparam("skip")).limit(bindparam("limit")), count
 
 
 def _contains(term: str) -> str:
@@ -138,22 +212,6 @@ def _spellings(term: str) -> list[str]:
     return ["".join(p) for p in itertools.product(*options)]
 
 
-def _filters(query: ItemQuery, dialect: str, *, term: bool = True) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
-    if query.q and term:
-        where.append(_term(query.q, dialect))
-    if query.min_quantity is not None:
-        where.append(_items.quantity >= query.min_quantity)
-    if query.max_quantity is not None:
-        where.append(_items.quantity <= query.max_quantity)
-    if query.sku is not None:
-        where.append(_items.sku == query.sku)
-    if query.low_stock is not None:
-        low = _items.quantity <= _items.reorder_level  # null (never low) without a level
-        where.append(low if query.low_stock else or_(_items.reorder_level.is_(None), ~low))
-    return where
-
-
 def _ordered(stmt: Select[Any], sort: str) -> Select[Any]:
     column = _items[sort.lstrip("-")]
     if sort.startswith("-"):
@@ -163,7 +221,7 @@ def _ordered(stmt: Select[Any], sort: str) -> Select[Any]:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    rows: Sequence[Row[Any]]
+    rows: Sequence[Mapping[Any, Any]]
     total: int
     total_exact: bool
 
@@ -175,7 +233,9 @@ QUICK_SKIP = 1_000
 
 # How many items there are: the count the triggers keep, not a scan of the table.
 # (cast: PostgreSQL's sum of bigints is a numeric, which would come back a Decimal)
-_ITEM_COUNT = select(func.coalesce(func.sum(ItemCount.__table__.c.total), 0).cast(BigInteger))
+_ITEM_COUNT = select(
+    func.coalesce(func.sum(ItemCount.__table__.c.total), 0).cast(BigInteger).label("total")
+)
 
 
 @cache
@@ -193,51 +253,53 @@ async def search(reads: Reads, query: ItemQuery) -> Page:
     so page and total come from one snapshot. Only a page past the end needs a second one.
     Without filters the count is `item_counts`' (kept by triggers), whatever the table's size.
     """
-    where = _filters(query, reads.dialect)
+    shape, values = _shape(query, reads.dialect)
     window = {"skip": query.skip, "limit": query.limit}
-    if not where:
+    quick = query.skip <= QUICK_SKIP
+    if not shape.filtered:
         every = _every_item_page(query.sort.value)
-        rows = await reads.all(every, window, quick=query.skip <= QUICK_SKIP)
+        rows = await reads.all(every, window, quick=quick)
         if rows or not query.skip:
-            return Page(rows, rows[0].total if rows else 0, total_exact=True)
-        return Page(rows, (await reads.all(_ITEM_COUNT))[0][0], total_exact=True)
-    cap = TOTAL_CAP
-    matches: Select[Any] = select(literal_column("1")).select_from(_table).where(*where)
-    indexed = reads.dialect == "sqlite" and query.q is not None and len(query.q) >= INDEXED_TERM
-    if indexed and len(where) == 1:
-        assert query.q is not None
-        matches = _found(query.q)  # a term alone: counted in the index, no item read
-    count = select(func.count()).select_from(matches.limit(cap + 1).subquery())
-    page = select(*_items, count.scalar_subquery().label("total"))
-    sort = query.sort.value
-    if indexed and sort in ("id", "-id"):
-        assert query.q is not None
-        # By id: the index's matches in id order, up to the page's end (`id IN (…)` would
-        # collect every match first).
-        rowid = _search.c.rowid
-        page = page.select_from(_search.join(_table, _items.id == rowid))
-        page = page.where(_match(query.q), *_filters(query, reads.dialect, term=False))
-        page = page.order_by(rowid.desc() if sort == "-id" else rowid)
+            return Page(rows, rows[0]["total"] if rows else 0, total_exact=True)
+        return Page(rows, (await reads.all(_ITEM_COUNT))[0]["total"], total_exact=True)
+    page, count = _search_statements(shape)
+    if query.q is not None and len(query.q) < INDEXED_TERM:
+        # Too short for the trigram indexes: a scan of every item, off the loop and bounded.
+        try:
+            async with reads.connect(SHORT_SEARCH_TIMEOUT) as conn:
+                rows = (await conn.execute(page, {**values, **window})).mappings().all()
+                total = await _total(rows, query, lambda: conn.scalar(count, values))
+        except ReadTooLong:
+            raise ServiceUnavailable(SEARCH_TOO_LONG) from None
     else:
-        page = _ordered(page.where(*where), sort)
-    short = query.q is not None and len(query.q) < INDEXED_TERM
-    try:
-        async with reads.connect(SHORT_SEARCH_TIMEOUT if short else None) as conn:
-            rows = (await conn.execute(page.offset(query.skip).limit(query.limit))).all()
-            if rows:
-                total = rows[0].total
-            elif not query.skip:
-                total = 0  # an empty first page: nothing matches
-            else:
-                total = await conn.scalar(count) or 0
-    except ReadTooLong:
-        raise ServiceUnavailable(SEARCH_TOO_LONG) from None
+        # Through the indexes, but counting up to the cap and sorting the matches can take
+        # milliseconds: off SQLite's loop. (asyncpg cannot take the pattern PostgreSQL plans
+        # for: SQLAlchemy renders it.)
+        direct = shape.term != "trgm"
+        rows = await reads.all(page, {**values, **window}, quick=False, built_once=direct)
+        total = await _total(rows, query, lambda: _count(reads, count, values, direct))
+    cap = TOTAL_CAP
     if total > cap:
         return Page(rows, cap, total_exact=False)
     return Page(rows, total, total_exact=True)
 
 
-async def get_row(reads: Reads, item_id: int) -> Row[Any]:
+async def _total(
+    rows: Sequence[Mapping[Any, Any]], query: ItemQuery, counted: Callable[[], Awaitable[Any]]
+) -> int:
+    """The page's rows carry the total; an empty page counts apart, unless it is the first."""
+    if rows:
+        return int(rows[0]["total"])
+    if not query.skip:
+        return 0  # an empty first page: nothing matches
+    return int(await counted() or 0)
+
+
+async def _count(reads: Reads, count: Select[Any], values: dict[str, Any], direct: bool) -> Any:
+    return (await reads.all(count, values, quick=False, built_once=direct))[0]["total"]
+
+
+async def get_row(reads: Reads, item_id: int) -> Mapping[Any, Any]:
     """The item's row (a public read: no ORM object, no session)."""
     row = await reads.first(_ROW_BY_ID, {"item_id": item_id})
     if row is None:
