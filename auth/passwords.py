@@ -24,8 +24,10 @@ from models.settings import cached_setting
 # The longest password anyone can have (the user schemas enforce it); passlib refuses > 4 KiB.
 MAX_PASSWORD_LENGTH = 128
 
-# Linux nice value of the hashing threads (0 is normal, 19 the lowest priority).
+# Added to the service's own nice value for the hashing threads, on Linux (19 is the lowest
+# priority): below the event loop's, also when the service itself runs under `nice`.
 HASH_THREAD_NICE = 10
+LOWEST_PRIORITY = 19
 
 T = TypeVar("T")
 
@@ -55,7 +57,9 @@ def _lower_priority() -> None:
     # On Linux, PRIO_PROCESS with a thread id sets that one thread's nice value.
     # Elsewhere hashing still works, at normal priority.
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_THREAD_NICE)
+        thread = threading.get_native_id()
+        own = os.getpriority(os.PRIO_PROCESS, thread)  # a new thread starts at the process's
+        os.setpriority(os.PRIO_PROCESS, thread, min(LOWEST_PRIORITY, own + HASH_THREAD_NICE))
 
 
 @lru_cache

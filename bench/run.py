@@ -31,6 +31,7 @@ WRK_SCRIPT = BENCH / "wrk.lua"
 BIN = Path(sys.executable).parent
 PEER_PACKAGES = ["fastapi", "uvicorn", "sqlalchemy", "python-jose[cryptography]", "psycopg[binary]"]
 EDITOR = "bench-editor"
+ADMIN = "bench-admin"  # creates the login storm's users
 ITEMS = 1000  # seeded in the service; the peer seeds 100 itself
 READ_IDS = 100  # GET /items/{id} picks ids 1..100, which both apps have
 
@@ -367,6 +368,7 @@ class Run:
     checks: list[tuple[str, str, bool | None]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     editor_password: str = ""
+    admin_password: str = ""
     workers: int = 1  # of the apps being measured now
 
     def measure(
@@ -432,6 +434,9 @@ def service_env(tmp: Path, database_url: str) -> dict[str, str]:
         "DATABASE_URL": database_url,
         "SECRET_KEY": secrets.token_urlsafe(48),
         "FIRST_ADMIN_PASSWORD": secrets.token_urlsafe(16),
+        # Every client of the bench is 127.0.0.1, and the logins wrk cuts off at the end of a
+        # storm stay counted against it (auth/throttle.py): the address's rule is off here.
+        "LOGIN_FAILURES_PER_ADDRESS": "0",
     }
 
 
@@ -462,16 +467,20 @@ def start_service(
         env["PYTHONPATH"] = str(code)
     inventory = str(BIN / "inventory")
     subprocess.run([inventory, "migrate"], env=env, cwd=tmp, check=True, capture_output=True)
-    password = secrets.token_urlsafe(16)
-    subprocess.run(
-        [inventory, "create-user", EDITOR, "--role", "editor"],
-        input=password + "\n",
-        text=True,
-        env=env,
-        cwd=tmp,
-        check=True,
-        capture_output=True,
-    )
+    password, run.admin_password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    for username, role, secret in (
+        (EDITOR, "editor", password),
+        (ADMIN, "admin", run.admin_password),
+    ):
+        subprocess.run(
+            [inventory, "create-user", username, "--role", role],
+            input=secret + "\n",
+            text=True,
+            env=env,
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+        )
     seed_items(database_url, ITEMS)
     port = port or run.args.port
     cmd = [inventory, "serve", "--port", str(port), "--workers", str(run.workers)]
@@ -692,7 +701,7 @@ def login_storm(run: Run, service: Server, db: str, hashes: HashRate) -> None:
         threads=1,
         env=probe,
     )
-    storm_env = {"BENCH_USER": EDITOR, "BENCH_PASSWORD": run.editor_password}
+    storm_env = storm_users(service.port, run.admin_password, STORM_USERS)
 
     def storm(seconds: float) -> WrkResult:
         # wrk timeout 10 s: logins legitimately queue for the hasher.
@@ -772,6 +781,34 @@ TARGETS = {
 }
 # One worker on SQLite: GET /items/{id} at this share of the framework's ceiling, or more.
 CEILING_SHARE = 0.35
+
+
+# One user per storm connection: each login then has its own (username, address) pair and
+# username in the login throttle, whose limits count attempts in flight; the address's own
+# limit (50 by default) is above the storm's 32 connections.
+STORM_USERS = 32
+
+
+def storm_users(port: int, admin_password: str, count: int) -> dict[str, str]:
+    """Viewers for the login storm, created through the API by the first admin; the wrk
+    environment that logs in as each in turn."""
+    base = f"http://127.0.0.1:{port}"
+    token = http("POST", f"{base}/token", {"username": ADMIN, "password": admin_password})
+    password = secrets.token_urlsafe(16)
+    names = [f"storm-{secrets.token_hex(3)}-{i}" for i in range(count)]
+    for name in names:
+        body = json.dumps({"username": name, "password": password, "role": "viewer"}).encode()
+        request = urllib.request.Request(
+            f"{base}/users",
+            data=body,
+            headers={
+                "Authorization": f"Bearer {token['access_token']}",
+                "Content-Type": "application/json",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+    return {"BENCH_USERS": ",".join(names), "BENCH_PASSWORD": password}
 
 
 def ratio_checks(

@@ -4,7 +4,7 @@
 --   BENCH_IDS    item ids to read are 1..BENCH_IDS; PATCH uses 1..BENCH_PATCH_IDS, split
 --                between threads so two requests rarely race for one row
 --   BENCH_TOKEN  bearer token (create, patch, mixed)
---   BENCH_USER, BENCH_PASSWORD  form fields for login
+--   BENCH_USERS (or BENCH_USER), BENCH_PASSWORD  form fields for login (users in turn)
 --   BENCH_DELAY_MS  pause before each request on a connection (a paced probe, not a flood)
 -- done() prints one line "BENCH_JSON {...}" with the counts and latency percentiles (µs).
 
@@ -32,8 +32,13 @@ local auth_headers = {
    ["Authorization"] = "Bearer " .. token,
 }
 local form_headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
-local login_body = "username=" .. (os.getenv("BENCH_USER") or "") ..
-   "&password=" .. (os.getenv("BENCH_PASSWORD") or "")
+-- BENCH_USERS: comma-separated usernames, taken in turn (one user from one address would
+-- meet the login throttle's limits, not the hasher's)
+local users = {}
+for u in string.gmatch(os.getenv("BENCH_USERS") or os.getenv("BENCH_USER") or "", "[^,]+") do
+   table.insert(users, u)
+end
+local password = os.getenv("BENCH_PASSWORD") or ""
 
 function init(args)
    math.randomseed(no * 7919 + os.time())
@@ -68,7 +73,8 @@ local function adjust()
 end
 
 local function login()
-   return wrk.format("POST", "/token", form_headers, login_body)
+   local user = users[(n % #users) + 1]
+   return wrk.format("POST", "/token", form_headers, "username=" .. user .. "&password=" .. password)
 end
 
 -- Reads, and writes through the bearer check, without growing the table.

@@ -18,8 +18,10 @@ async def test_hashes_run_in_threads_of_lower_priority() -> None:
     thread, nice = await passwords._in_pool(where)
 
     assert thread.startswith("argon2")
-    assert nice == passwords.HASH_THREAD_NICE
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < nice  # the loop's own
+    loop = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # the loop's own
+    assert nice == min(passwords.LOWEST_PRIORITY, loop + passwords.HASH_THREAD_NICE)
+    if loop < passwords.LOWEST_PRIORITY:  # (a suite run under `nice -n 19` has no lower)
+        assert loop < nice
 
 
 async def test_hash_and_verify_round_trip() -> None:
