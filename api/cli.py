@@ -208,6 +208,7 @@ def parser() -> argparse.ArgumentParser:
         "Creates the first admin (FIRST_ADMIN_USERNAME) when there are no users; without\n"
         "FIRST_ADMIN_PASSWORD its password is generated and printed once.\n"
         "Logs one line per request (LOG_FORMAT=json for JSON lines).",
+        run=serve,
     )
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
@@ -216,32 +217,35 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     s.add_argument("--reload", action="store_true", help="restart on code changes (development)")
-    s.set_defaults(run=serve)
 
-    m = add_command(sub, "migrate", "apply the database migrations (DATABASE_URL or DATA_DIR)")
-    m.set_defaults(run=lambda _args: migrate())
+    add_command(
+        sub,
+        "migrate",
+        "apply the database migrations (DATABASE_URL or DATA_DIR)",
+        run=lambda _args: migrate(),
+    )
 
     c = add_command(
         sub,
         "create-user",
         "create a user; the password is prompted or read from standard input",
         "Example: echo 'a long password' | inventory create-user bob --role editor",
+        run=create_user,
+        username="3-50 letters, digits or ._@- (case does not matter)",
     )
-    c.add_argument("username", help="3-50 letters, digits or ._@- (case does not matter)")
     role_argument(
         c, "--role", default=Role.viewer.value, help="viewer, editor or admin (default: viewer)"
     )
-    c.set_defaults(run=create_user)
 
-    w = add_command(
+    add_command(
         sub,
         "set-password",
         "set a user's password (recovers a lost admin)",
         "The password is prompted twice, or read from standard input. Every login of that\n"
         "user ends.",
+        run=set_password,
+        username="whose password to set",
     )
-    w.add_argument("username", help="whose password to set")
-    w.set_defaults(run=set_password)
 
     i = add_command(
         sub,
@@ -250,9 +254,9 @@ def parser() -> argparse.ArgumentParser:
         "Lists the files in UPLOAD_DIR that no item references (from folders that\n"
         "predate the server-named uploads, or a crash); files younger than an hour are left\n"
         "alone. With --delete, removes them.",
+        run=prune_images,
     )
     i.add_argument("--delete", action="store_true", help="remove the files listed")
-    i.set_defaults(run=prune_images)
     users_commands.register(sub)
     items_csv.register(sub)
     return p

@@ -66,6 +66,11 @@ class ServiceUnavailable(DomainError):
     detail = "Service unavailable"
 
 
+class InsufficientStorage(DomainError):
+    status_code = status.HTTP_507_INSUFFICIENT_STORAGE
+    detail = "Insufficient storage"
+
+
 def error_body(detail: str) -> dict[str, Any]:
     return {"detail": detail}
 

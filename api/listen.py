@@ -14,9 +14,12 @@ asyncio's own loop does, and hands each connection to uvloop (figures: bench/RES
 """
 
 import asyncio
+import ctypes
 import errno
 import logging
+import multiprocessing
 import os
+import signal
 import socket
 import stat
 import sys
@@ -147,8 +150,25 @@ def light_worker_start() -> Iterator[None]:
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """The loop factory for uvicorn (`loop="api.listen:new_event_loop"`)."""
+    """The loop factory for uvicorn (`loop="api.listen:new_event_loop"`): the first code of
+    ours a worker runs, so it also ties the worker's life to its supervisor's."""
+    _end_with_supervisor()
     return Loop()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_supervisor() -> None:
+    # A worker outlived a SIGKILLed supervisor, still serving with nothing to replace or stop
+    # it. Linux sends it SIGTERM (a graceful stop) when the supervisor dies, however it dies.
+    supervisor = multiprocessing.parent_process()
+    if supervisor is None or not sys.platform.startswith("linux"):
+        return  # not a worker (one process serves alone), or not Linux
+    if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0):
+        log.warning("cannot tie this worker to its supervisor: %s", os.strerror(ctypes.get_errno()))
+    elif os.getppid() != supervisor.pid:
+        os.kill(os.getpid(), signal.SIGTERM)  # it died before the line above
 
 
 class _Acceptor:

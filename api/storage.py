@@ -18,9 +18,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from anyio import to_thread
-from fastapi import status
 
-from api.errors import DomainError
+from api.errors import DomainError, InsufficientStorage, ServiceUnavailable
 from api.settings import get_api_settings
 from models.settings import get_database_settings
 
@@ -38,16 +37,8 @@ RETRY_SECONDS = 60
 # Names whose removal failed, for `prune-images` (kept in DATA_DIR: the upload folder may be
 # the one that cannot be written).
 UNREMOVED_FILE = "unremoved-images"
-
-
-class InsufficientStorage(DomainError):
-    status_code = status.HTTP_507_INSUFFICIENT_STORAGE
-    detail = "Not enough disk space to store the image; try again later"
-
-
-class StorageUnavailable(DomainError):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    detail = "Images cannot be stored right now; try again later"
+NO_SPACE = "Not enough disk space to store the image; try again later"
+UNAVAILABLE = "Images cannot be stored right now; try again later"
 
 
 def storage_error(exc: OSError) -> DomainError:
@@ -55,8 +46,8 @@ def storage_error(exc: OSError) -> DomainError:
     read-only or missing folder, an I/O error). Logged here: the client's message has no path."""
     log.error("cannot write in the upload folder %s: %s", upload_dir(), exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return InsufficientStorage()
-    return StorageUnavailable()
+        return InsufficientStorage(NO_SPACE)
+    return ServiceUnavailable(UNAVAILABLE)
 
 
 def upload_dir() -> Path:

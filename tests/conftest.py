@@ -12,13 +12,14 @@ import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 
 # Cheap hashing and a fixed key for the whole run; set before any settings are read.
 os.environ.update(
@@ -52,24 +53,28 @@ def postgres_database() -> Iterator[None]:
     if not POSTGRES_URL:
         yield
         return
-    name = make_url(POSTGRES_URL).database
-    _on_postgres_server(f'CREATE DATABASE "{name}"')
-    try:
+    with new_database(POSTGRES_SERVER_URL, make_url(POSTGRES_URL).database or ""):
         yield
-    finally:
-        _on_postgres_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _on_postgres_server(statement: str) -> None:
-    async def run() -> None:
-        engine = create_async_engine(POSTGRES_SERVER_URL, isolation_level="AUTOCOMMIT")
+@contextmanager
+def new_database(server_url: str, name: str) -> Iterator[str]:
+    """Database `name`, created empty on the PostgreSQL server `server_url` connects to and
+    dropped afterwards; yields its URL."""
+
+    async def run(statement: str) -> None:
+        engine = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
         try:
             async with engine.connect() as conn:
                 await conn.execute(text(statement))
         finally:
             await engine.dispose()
 
-    asyncio.run(run())
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -114,13 +119,31 @@ async def app(database_url: str) -> AsyncIterator[FastAPI]:
     async with application.router.lifespan_context(application):
         yield application
         if POSTGRES_URL:
-            await _empty_tables(application)
+            async with application.state.engine.begin() as conn:
+                await empty_tables(conn)
 
 
-async def _empty_tables(application: FastAPI) -> None:
+async def empty_tables(conn: AsyncConnection | AsyncSession) -> None:
+    """PostgreSQL: every table emptied, identities restarted."""
     names = ", ".join(t.name for t in metadata.sorted_tables)
-    async with application.state.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@asynccontextmanager
+async def app_client(
+    monkeypatch: pytest.MonkeyPatch, **settings: str
+) -> AsyncIterator[AsyncClient]:
+    """A client of an app of its own, built after `settings` are set (the `client` fixture's
+    app is built before a test can change any)."""
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    clear_settings()
+    application = create_app()
+    async with (
+        application.router.lifespan_context(application),
+        AsyncClient(transport=ASGITransport(app=application), base_url="http://testserver") as c,
+    ):
+        yield c
 
 
 @pytest.fixture

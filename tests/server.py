@@ -4,13 +4,17 @@ import os
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
+from tests.waiting import polled
+
+T = TypeVar("T")
+INVENTORY = str(Path(sys.executable).with_name("inventory"))
 SERVING = re.compile(rb"serving on (http://\S+?), workers")
 
 
@@ -51,41 +55,73 @@ def served(
     settings: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`running_server`, yielding the server's process too."""
-    inventory = Path(sys.executable).with_name("inventory")
-    log = data_dir / "server.log"
     data_dir.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603  (our own console script)
-            [str(inventory), "serve", "--port", "0", "--workers", str(workers)],
-            cwd=data_dir,
-            env=server_env(data_dir, admin_password, settings),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    log = data_dir / "server.log"
+    proc = start(
+        ["serve", "--port", "0", "--workers", str(workers)],
+        data_dir,
+        server_env(data_dir, admin_password, settings),
+        log,
+    )
     try:
-        yield _wait_until_up(proc, log), proc
+        yield wait_until_up(proc, log), proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
-def _wait_until_up(proc: subprocess.Popen[bytes], log: Path, seconds: float = 60) -> str:
-    deadline = time.monotonic() + seconds
-    base = None
-    while time.monotonic() < deadline:
+def start(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """`inventory ARGS…` in the background, its output in `log`."""
+    with log.open("wb") as out:
+        return subprocess.Popen(  # noqa: S603  (our own console script)
+            [INVENTORY, *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def stop(proc: subprocess.Popen[bytes], seconds: float = 30) -> int:
+    """SIGTERM, and SIGKILL if it has not ended after `seconds`; its exit status."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def wait_for(
+    ready: Callable[[], T], proc: subprocess.Popen[bytes], log: Path, seconds: float = 60
+) -> T:
+    """Poll `ready()` until it returns something true, and return that; fail with the log
+    when `proc` ends first or `seconds` pass."""
+
+    def check() -> T:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()}")
-        if base is None and (found := SERVING.search(log.read_bytes())):
-            base = found[1].decode()
-        if base is not None:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    return base
-            except httpx.TransportError:
-                pass
-        time.sleep(0.1)
-    raise RuntimeError(f"server did not answer within {seconds:.0f} s:\n{log.read_text()}")
+            raise RuntimeError(f"exited with {proc.returncode}:\n{log.read_text()}")
+        return ready()
+
+    try:
+        return polled(check, seconds)
+    except AssertionError:
+        raise RuntimeError(f"not ready within {seconds:.0f} s:\n{log.read_text()}") from None
+
+
+def healthy(client: httpx.Client) -> bool:
+    try:
+        return client.get("/health").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_until_up(proc: subprocess.Popen[bytes], log: Path, seconds: float = 60) -> str:
+    """The base URL of the server `proc` once it answers /health, read from its "serving on"
+    line in `log`."""
+
+    def serving() -> str:
+        found = SERVING.search(log.read_bytes())
+        return found[1].decode() if found else ""
+
+    base = wait_for(serving, proc, log, seconds)
+    with httpx.Client(base_url=base, timeout=1) as client:
+        wait_for(lambda: healthy(client), proc, log, seconds)
+    return base

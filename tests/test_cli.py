@@ -20,9 +20,8 @@ from auth import sessions
 from auth.passwords import get_password_context
 from models import migrations
 from models.enums import Role
-from models.tables import metadata
 from models.user import AuthSession, User
-from tests.conftest import POSTGRES_URL, clear_settings
+from tests.conftest import POSTGRES_URL, clear_settings, empty_tables
 from tests.server import running_server
 
 T = TypeVar("T")
@@ -72,12 +71,7 @@ def cli_db(
     monkeypatch.setenv("DATABASE_URL", url)  # a test may have pointed it elsewhere
     clear_settings()
     if POSTGRES_URL:
-        names = ", ".join(t.name for t in metadata.sorted_tables)
-
-        async def empty(db: AsyncSession) -> None:
-            await db.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-
-        in_db(empty)
+        in_db(empty_tables)
     clear_settings()
 
 

@@ -1,10 +1,13 @@
+import asyncio
 import csv
+import os
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.commands import items_csv
@@ -16,7 +19,9 @@ from models.item import Item
 from models.stock_movement import StockMovement
 from models.user import User
 from tests.cli_runner import run_cli
+from tests.conftest import clear_settings
 from tests.factories import make_item, make_user
+from tests.server import INVENTORY
 from tests.stock_checks import assert_movements_add_up
 
 HEADER = "sku,name,quantity,description\n"
@@ -236,11 +241,9 @@ async def test_the_actor_must_be_an_editor(
 async def test_the_actor_defaults_to_the_first_admin(
     db: AsyncSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from auth.settings import get_auth_settings
-
     admin = await make_user(db, Role.admin, username="boss")
     monkeypatch.setenv("FIRST_ADMIN_USERNAME", "boss")
-    get_auth_settings.cache_clear()
+    clear_settings()
     assert await run_cli("import", _csv(tmp_path, HEADER + ",Bolt,1,\n")) == 0
     assert [(r[2], r[6]) for r in await _items(db)] == [("Bolt", admin.id)]
 
@@ -403,3 +406,46 @@ async def test_export_movements_refuses_a_bad_date(capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit):
         await run_cli("export-movements", "-", "--since", "last tuesday")
     assert "not an ISO 8601 date or time" in capsys.readouterr().err
+
+
+async def test_import_of_one_row_says_row(
+    db: AsyncSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await make_user(db, Role.admin, username="admin")
+    file = tmp_path / "one.csv"
+    file.write_text("sku,name,quantity,description\nNUT,Nut,3,\n")
+    assert await run_cli("import", str(file)) == 0
+    assert capsys.readouterr().out == (
+        f"imported 1 row from {file}: 1 created, 0 updated, 0 unchanged\n"
+    )
+    assert await db.scalar(select(func.count()).select_from(Item)) == 1
+
+
+async def test_export_into_a_closed_pipe_ends_quietly(
+    db: AsyncSession, database_url: str, data_dir: Path
+) -> None:
+    await make_item(db, name="first", quantity=1)
+    # Far more than a pipe holds, so the export is still writing when the reader leaves.
+    filler = "x" * 200
+    await db.execute(
+        insert(Item),
+        [{"name": f"item {n}", "quantity": 0, "description": filler} for n in range(3000)],
+    )
+    await db.commit()
+    status, err = await asyncio.to_thread(_export_then_close, database_url, data_dir)
+    assert (status, err) == (141, "")
+
+
+def _export_then_close(database_url: str, data_dir: Path) -> tuple[int, str]:
+    """`inventory export - | head -n 1`: the reader takes a line and goes away."""
+    env = {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(data_dir)}
+    proc = subprocess.Popen(  # noqa: S603  (our own console script)
+        [INVENTORY, "export", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert proc.stdout.readline() == b"sku,name,quantity,description\r\n"
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    return proc.wait(timeout=60), err

@@ -4,15 +4,13 @@ import gzip
 import io
 
 import pytest
-from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.app import create_app
 from api.compression import accepts_gzip
 from models.enums import Role
-from tests.conftest import clear_settings
+from tests.conftest import app_client
 from tests.factories import auth_headers, make_item, make_user
 
 GZIP = {"Accept-Encoding": "gzip, deflate"}
@@ -83,13 +81,7 @@ async def test_gzip_level_0_turns_it_off(
     database_url: str, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _page(db)
-    monkeypatch.setenv("GZIP_LEVEL", "0")
-    clear_settings()
-    app: FastAPI = create_app()
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c,
-    ):
+    async with app_client(monkeypatch, GZIP_LEVEL="0") as c:
         r = await c.get("/items", headers=GZIP)
     assert r.status_code == 200
     assert "content-encoding" not in r.headers

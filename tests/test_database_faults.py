@@ -9,17 +9,15 @@ PostgreSQL test database; the shared server itself is never touched.
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
-from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient, Response
+from httpx import AsyncClient, Response
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.app import create_app
 from models.enums import Role
-from tests.conftest import POSTGRES_URL, clear_settings
+from tests.conftest import POSTGRES_URL, app_client
 from tests.factories import login_pair, make_item, make_user
 from tests.tcp_proxy import TcpProxy
 
@@ -57,23 +55,12 @@ def proxy(database_url: str) -> Iterator[TcpProxy]:
     tcp.close()
 
 
-async def served(monkeypatch: pytest.MonkeyPatch, url: str) -> AsyncIterator[AsyncClient]:
-    monkeypatch.setenv("DATABASE_URL", url)
-    clear_settings()
-    app: FastAPI = create_app()
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as client,
-    ):
-        yield client
-
-
 @pytest.fixture
 async def via_proxy(
     proxy: TcpProxy, fast_timeouts: None, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[AsyncClient]:
     url = make_url(POSTGRES_URL).set(port=proxy.port).render_as_string(hide_password=False)
-    async for client in served(monkeypatch, url):
+    async with app_client(monkeypatch, DATABASE_URL=url) as client:
         yield client
 
 
@@ -109,7 +96,7 @@ async def test_unreachable_database_answers_503(
 ) -> None:
     caplog.set_level(logging.INFO)
     url = f"postgresql://nobody@127.0.0.1:{closed_port}/nothing"
-    async for client in served(monkeypatch, url):
+    async with app_client(monkeypatch, DATABASE_URL=url) as client:
         async with asyncio.timeout(HANG):
             responses = [
                 await client.get("/items"),
@@ -127,51 +114,38 @@ async def test_unreachable_database_answers_503(
     no_tracebacks(caplog)
 
 
-async def test_database_down_then_back(
-    via_proxy: AsyncClient, proxy: TcpProxy, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("fault", "mend"),
+    [(TcpProxy.stop, TcpProxy.start), (TcpProxy.stall, TcpProxy.resume)],
+    ids=["down", "stalled"],
+)
+async def test_database_down_or_stalled_then_back(
+    via_proxy: AsyncClient,
+    proxy: TcpProxy,
+    caplog: pytest.LogCaptureFixture,
+    fault: Callable[[TcpProxy], None],
+    mend: Callable[[TcpProxy], None],
 ) -> None:
+    """Refused or silent, the database gives 503s, never a hang, and recovery on its own."""
     client = via_proxy
     caplog.set_level(logging.INFO)
     assert (await client.get("/items")).status_code == 200
 
-    proxy.stop()
+    fault(proxy)
     async with asyncio.timeout(HANG):
-        down = [await client.get("/items") for _ in range(5)]
+        down = await asyncio.gather(*(client.get("/items") for _ in range(6)))
         health, ready = await client.get("/health"), await client.get("/ready")
     for response in down:
         assert_unavailable(response)
     assert (health.status_code, ready.status_code) == (200, 503)
 
-    proxy.start()
+    mend(proxy)
     assert (await eventually_ok(client, "/items")).status_code == 200
     assert (await client.get("/ready")).status_code == 200
     lines = availability_lines(caplog)
     assert [level for level, _ in lines] == [logging.ERROR, logging.WARNING]
     assert lines[0][1].startswith("database unreachable")
     assert lines[1][1].startswith("database reachable again after")
-    no_tracebacks(caplog)
-
-
-async def test_stalled_database_gives_503_not_a_hang(
-    via_proxy: AsyncClient, proxy: TcpProxy, caplog: pytest.LogCaptureFixture
-) -> None:
-    client = via_proxy
-    caplog.set_level(logging.INFO)
-    assert (await client.get("/items")).status_code == 200
-
-    proxy.stall()
-    async with asyncio.timeout(HANG):
-        stalled = await asyncio.gather(*(client.get("/items") for _ in range(6)))
-        health, ready = await client.get("/health"), await client.get("/ready")
-    for response in stalled:
-        assert_unavailable(response)
-    assert (health.status_code, ready.status_code) == (200, 503)
-
-    proxy.resume()
-    assert (await eventually_ok(client, "/items")).status_code == 200
-    assert (await client.get("/ready")).status_code == 200
-    levels = [level for level, _ in availability_lines(caplog)]
-    assert levels == [logging.ERROR, logging.WARNING]
     no_tracebacks(caplog)
 
 

@@ -5,8 +5,6 @@ import re
 import pytest
 from httpx import AsyncClient
 
-from api.settings import get_api_settings
-
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
 async def test_docs_pages_load_nothing_from_elsewhere(client: AsyncClient, page: str) -> None:
@@ -43,16 +41,3 @@ async def test_docs_assets_are_served(client: AsyncClient, asset: str, media_typ
 async def test_docs_assets_refuse_traversal(client: AsyncClient) -> None:
     r = await client.get("/docs-assets/..%2F..%2Fapi%2Fapp.py")
     assert r.status_code == 404
-
-
-async def test_docs_can_be_turned_off(monkeypatch: pytest.MonkeyPatch, database_url: str) -> None:
-    from httpx import ASGITransport
-
-    from api.app import create_app
-
-    monkeypatch.setenv("DOCS_ENABLED", "false")
-    get_api_settings.cache_clear()
-    app = create_app()
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c:
-        for path in ("/docs", "/redoc", "/openapi.json", "/docs-assets/swagger-ui.css"):
-            assert (await c.get(path)).status_code == 404, path

@@ -2,6 +2,7 @@
 
 import io
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from api.storage import NAME_PATTERN
 from models.enums import Role
 from models.item import Item
 from tests import imagefiles as img
+from tests.conftest import clear_settings
 from tests.factories import auth_headers, make_item, make_user
 
 LIMIT = 5 * 1024 * 1024  # the default MAX_UPLOAD_BYTES
@@ -48,6 +50,15 @@ async def row(db: AsyncSession, item_id: int) -> tuple[str | None, int] | None:
     found = result.one_or_none()
     await db.commit()  # end the read: the next one must see what requests wrote meanwhile
     return None if found is None else (found[0], found[1])
+
+
+@asynccontextmanager
+async def nothing_stored(db: AsyncSession, item: Item, tmp_path: Path) -> AsyncIterator[None]:
+    """Around a refused upload: no file anywhere under the test's folder, the item unchanged."""
+    before = img.snapshot(tmp_path)
+    yield
+    assert img.snapshot(tmp_path) == before
+    assert await row(db, item.id) == (None, item.version)
 
 
 async def upload(
@@ -182,12 +193,10 @@ async def test_file_name_over_the_header_limit_is_400(
     client: AsyncClient, db: AsyncSession, editor: dict[str, str], item: Item, tmp_path: Path
 ) -> None:
     """python-multipart refuses a part header line over 4 KiB: broken framing, changes nothing."""
-    before = img.snapshot(tmp_path)
-    status, body = await upload(client, item.id, editor, img.png(), filename=b"n" * 5000)
-    assert status == 400
-    assert body == {"detail": "Invalid multipart data"}
-    assert img.snapshot(tmp_path) == before
-    assert await row(db, item.id) == (None, item.version)
+    async with nothing_stored(db, item, tmp_path):
+        status, body = await upload(client, item.id, editor, img.png(), filename=b"n" * 5000)
+        assert status == 400
+        assert body == {"detail": "Invalid multipart data"}
 
 
 # --- refused uploads: a 4xx, and nothing changes -----------------------------------------
@@ -224,15 +233,13 @@ async def test_not_an_accepted_image_is_415_and_changes_nothing(
     case: str,
 ) -> None:
     content, filename, content_type = HOSTILE[case]
-    before = img.snapshot(tmp_path)
-    status, body = await upload(
-        client, item.id, editor, content, filename=filename, content_type=content_type
-    )
-    assert status == 415, body
-    assert ACCEPTED in str(body["detail"])
-    assert ("Image too large" in str(body["detail"])) == ("bomb" in case)
-    assert img.snapshot(tmp_path) == before
-    assert await row(db, item.id) == (None, item.version)
+    async with nothing_stored(db, item, tmp_path):
+        status, body = await upload(
+            client, item.id, editor, content, filename=filename, content_type=content_type
+        )
+        assert status == 415, body
+        assert ACCEPTED in str(body["detail"])
+        assert ("Image too large" in str(body["detail"])) == ("bomb" in case)
 
 
 @pytest.mark.parametrize(
@@ -248,10 +255,8 @@ async def test_pixel_cap_counts_every_frame(
     content: bytes,
     pixels: str,
 ) -> None:
-    from api.settings import get_api_settings
-
     monkeypatch.setenv("MAX_IMAGE_PIXELS", "1000")
-    get_api_settings.cache_clear()
+    clear_settings()
     status, body = await upload(client, item.id, editor, content)
     assert status == 415, pixels
     assert "at most 1000 pixels" in str(body["detail"])
@@ -261,15 +266,13 @@ async def test_pixel_cap_counts_every_frame(
 async def test_one_byte_over_the_limit_is_413(
     client: AsyncClient, db: AsyncSession, editor: dict[str, str], item: Item, tmp_path: Path
 ) -> None:
-    before = img.snapshot(tmp_path)
-    content = img.png()
-    status, body = await upload(
-        client, item.id, editor, content + b"\0" * (LIMIT + 1 - len(content))
-    )
-    assert status == 413, body
-    assert str(LIMIT) in str(body["detail"])
-    assert img.snapshot(tmp_path) == before
-    assert await row(db, item.id) == (None, item.version)
+    async with nothing_stored(db, item, tmp_path):
+        content = img.png()
+        status, body = await upload(
+            client, item.id, editor, content + b"\0" * (LIMIT + 1 - len(content))
+        )
+        assert status == 413, body
+        assert str(LIMIT) in str(body["detail"])
 
 
 async def test_body_without_content_length_is_cut_off_at_the_limit(
@@ -284,27 +287,23 @@ async def test_body_without_content_length_is_cut_off_at_the_limit(
             sent += 1
             yield body[start : start + 64 * 1024]
 
-    before = img.snapshot(tmp_path)
-    r = await client.patch(
-        f"/item-image/{item.id}", content=chunks(), headers=editor | content_type
-    )
-    assert r.status_code == 413
-    assert "content-length" not in r.request.headers
-    assert sent < len(body) // (64 * 1024) / 2  # reading stopped near the limit
-    assert img.snapshot(tmp_path) == before
-    assert await row(db, item.id) == (None, item.version)
+    async with nothing_stored(db, item, tmp_path):
+        r = await client.patch(
+            f"/item-image/{item.id}", content=chunks(), headers=editor | content_type
+        )
+        assert r.status_code == 413
+        assert "content-length" not in r.request.headers
+        assert sent < len(body) // (64 * 1024) / 2  # reading stopped near the limit
 
 
 async def test_lying_content_length_is_cut_off_at_the_limit(
     client: AsyncClient, db: AsyncSession, editor: dict[str, str], item: Item, tmp_path: Path
 ) -> None:
     body, content_type = img.multipart(b"\0" * (LIMIT + 1))
-    before = img.snapshot(tmp_path)
-    headers = editor | content_type | {"Content-Length": "1000"}
-    r = await client.patch(f"/item-image/{item.id}", content=body, headers=headers)
-    assert r.status_code == 413
-    assert img.snapshot(tmp_path) == before
-    assert await row(db, item.id) == (None, item.version)
+    async with nothing_stored(db, item, tmp_path):
+        headers = editor | content_type | {"Content-Length": "1000"}
+        r = await client.patch(f"/item-image/{item.id}", content=body, headers=headers)
+        assert r.status_code == 413
 
 
 async def test_declared_content_length_over_the_limit_is_refused_unread(
@@ -393,26 +392,24 @@ async def test_malformed_or_missing_body(
     content_type: str,
     expected: int,
 ) -> None:
-    before = img.snapshot(tmp_path)
-    r = await client.patch(
-        f"/item-image/{item.id}", content=body, headers=editor | {"Content-Type": content_type}
-    )
-    assert r.status_code == expected, r.text
-    if expected == 422:
-        assert r.json()["detail"][0]["loc"] == ["body", "file"]
-    assert img.snapshot(tmp_path) == before
-    assert await row(db, item.id) == (None, item.version)
+    async with nothing_stored(db, item, tmp_path):
+        r = await client.patch(
+            f"/item-image/{item.id}", content=body, headers=editor | {"Content-Type": content_type}
+        )
+        assert r.status_code == expected, r.text
+        if expected == 422:
+            assert r.json()["detail"][0]["loc"] == ["body", "file"]
 
 
 async def test_missing_file_field_is_422(
     client: AsyncClient, db: AsyncSession, editor: dict[str, str], item: Item, tmp_path: Path
 ) -> None:
-    before = img.snapshot(tmp_path)
-    status, body = await upload(client, item.id, editor, img.png(), field=b"image")
-    assert status == 422
-    assert body["detail"] == [{"type": "missing", "loc": ["body", "file"], "msg": "Field required"}]
-    assert img.snapshot(tmp_path) == before
-    assert await row(db, item.id) == (None, item.version)
+    async with nothing_stored(db, item, tmp_path):
+        status, body = await upload(client, item.id, editor, img.png(), field=b"image")
+        assert status == 422
+        assert body["detail"] == [
+            {"type": "missing", "loc": ["body", "file"], "msg": "Field required"}
+        ]
 
 
 async def test_two_files_are_refused(
@@ -420,11 +417,9 @@ async def test_two_files_are_refused(
 ) -> None:
     one, content_type = img.multipart(img.png())
     two = one.removesuffix(f"--{img.BOUNDARY}--\r\n".encode()) + one
-    before = img.snapshot(tmp_path)
-    r = await client.patch(f"/item-image/{item.id}", content=two, headers=editor | content_type)
-    assert r.status_code == 400
-    assert img.snapshot(tmp_path) == before
-    assert await row(db, item.id) == (None, item.version)
+    async with nothing_stored(db, item, tmp_path):
+        r = await client.patch(f"/item-image/{item.id}", content=two, headers=editor | content_type)
+        assert r.status_code == 400
 
 
 async def test_no_write_lock_is_held_while_the_body_streams(
@@ -542,11 +537,9 @@ async def test_openapi_declares_the_upload_body_and_errors(client: AsyncClient) 
 
 
 def _set(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
-    from api.settings import get_api_settings
-
     for name, value in values.items():
         monkeypatch.setenv(name, value)
-    get_api_settings.cache_clear()
+    clear_settings()
 
 
 async def test_frames_past_the_cap_are_refused(
@@ -558,14 +551,12 @@ async def test_frames_past_the_cap_are_refused(
     tmp_path: Path,
 ) -> None:
     _set(monkeypatch, MAX_IMAGE_FRAMES="5")
-    before = img.snapshot(tmp_path)
-    status, body = await upload(client, item.id, editor, img.tiny_frames_gif(6))
-    assert status == 415, body
-    assert body == {
-        "detail": f"Too many frames: at most 5 are accepted; send a shorter {ACCEPTED} file"
-    }
-    assert img.snapshot(tmp_path) == before
-    assert await row(db, item.id) == (None, item.version)
+    async with nothing_stored(db, item, tmp_path):
+        status, body = await upload(client, item.id, editor, img.tiny_frames_gif(6))
+        assert status == 415, body
+        assert body == {
+            "detail": f"Too many frames: at most 5 are accepted; send a shorter {ACCEPTED} file"
+        }
     status, _ = await upload(client, item.id, editor, img.tiny_frames_gif(5))
     assert status == 200
 
@@ -575,12 +566,10 @@ async def test_an_animation_bomb_of_tiny_frames_is_refused(
 ) -> None:
     """Issue 14, point 3: 1 x 1 frames by the hundred thousand passed the pixel cap and took a
     minute of CPU and a gigabyte to re-encode. The default frame cap refuses them unread."""
-    before = img.snapshot(tmp_path)
-    status, body = await upload(client, item.id, editor, img.tiny_frames_gif(100_000))
-    assert status == 415, body
-    assert "Too many frames: at most 300" in body["detail"]
-    assert img.snapshot(tmp_path) == before
-    assert await row(db, item.id) == (None, item.version)
+    async with nothing_stored(db, item, tmp_path):
+        status, body = await upload(client, item.id, editor, img.tiny_frames_gif(100_000))
+        assert status == 415, body
+        assert "Too many frames: at most 300" in body["detail"]
 
 
 async def test_the_stored_file_is_held_to_the_upload_limit(
@@ -593,9 +582,7 @@ async def test_the_stored_file_is_held_to_the_upload_limit(
 ) -> None:
     content = img.tiny_frames_gif(200)  # re-encoded, about half as large again
     _set(monkeypatch, MAX_UPLOAD_BYTES=str(len(content) + 100))
-    before = img.snapshot(tmp_path)
-    status, body = await upload(client, item.id, editor, content)
-    assert status == 415, body
-    assert body["detail"].startswith(f"Image too large once cleaned: over {len(content) + 100}")
-    assert img.snapshot(tmp_path) == before
-    assert await row(db, item.id) == (None, item.version)
+    async with nothing_stored(db, item, tmp_path):
+        status, body = await upload(client, item.id, editor, content)
+        assert status == 415, body
+        assert body["detail"].startswith(f"Image too large once cleaned: over {len(content) + 100}")

@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from tests import imagefiles as img
+from tests.waiting import until
 
 SECRET = "a" * 32 + ".png"  # a name of our pattern, placed OUTSIDE the upload folder
 STORED = "b" * 32 + ".png"  # a genuine stored image
@@ -153,10 +154,9 @@ async def server(app: FastAPI) -> AsyncIterator[int]:
     config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="error")
     srv = uvicorn.Server(config)
     task = asyncio.create_task(srv.serve())
-    while not srv.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
+    await until(lambda: srv.started or task.done(), 60)
+    if task.done():
+        task.result()  # it failed to start: its error
     yield srv.servers[0].sockets[0].getsockname()[1]
     srv.should_exit = True
     await task

@@ -5,7 +5,6 @@ import asyncio
 import pickle
 import socket
 import subprocess
-import sys
 import time
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from api.listen import Loop, listening_address
-from tests.server import running_server, server_env
+from tests.server import INVENTORY, running_server, server_env
 
 CONNECTIONS = 32
 PASSWORD = "a long enough password"
@@ -63,7 +62,7 @@ def test_serve_reports_a_port_in_use(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         done = subprocess.run(  # noqa: S603  (our own console script)
             [
-                str(Path(sys.executable).with_name("inventory")),
+                INVENTORY,
                 "serve",
                 "--port",
                 str(port),

@@ -4,10 +4,10 @@ import re
 
 import pytest
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
 from api.app import create_app
-from api.settings import get_api_settings
+from tests.conftest import app_client, clear_settings
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -91,18 +91,12 @@ async def test_a_crash_is_logged_once_with_the_request_id(
 async def test_json_lines_when_log_format_is_json(
     database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("LOG_FORMAT", "json")
-    get_api_settings.cache_clear()
-    app = create_app()
     try:
-        async with (
-            app.router.lifespan_context(app),
-            AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c,
-        ):
+        async with app_client(monkeypatch, LOG_FORMAT="json") as c:
             r = await c.get("/health", headers={"X-Request-ID": "json-1"})
     finally:
         monkeypatch.delenv("LOG_FORMAT")
-        get_api_settings.cache_clear()
+        clear_settings()
         create_app()  # puts the text handler back for the tests that follow
     assert r.status_code == 200
     lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]

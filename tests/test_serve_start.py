@@ -1,7 +1,10 @@
-"""`inventory serve` starting: a port this service already serves is refused at once, and
-spawned workers answer the supervisor's health check before they import the app."""
+"""`inventory serve` starting: a port this service already serves is refused at once,
+spawned workers answer the supervisor's health check before they import the app, and they end
+with their supervisor however it ends."""
 
 import multiprocessing.spawn
+import os
+import signal
 import subprocess
 import sys
 import types
@@ -11,9 +14,8 @@ import httpx
 import pytest
 
 from api.listen import light_worker_start
-from tests.server import running_server, server_env
-
-INVENTORY = str(Path(sys.executable).with_name("inventory"))
+from tests.server import INVENTORY, running_server, served, server_env
+from tests.waiting import polled
 
 
 def test_a_second_serve_on_the_same_port_fails_at_once(tmp_path: Path) -> None:
@@ -91,3 +93,52 @@ def test_serve_hands_the_health_check_timeout_to_the_supervisor(
     finally:
         clear_settings()
     assert seen == {"timeout": 42, "reimports": False}
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields from the state on (state first, start time 20th), or []."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return []
+
+
+def _workers(pid: int) -> dict[int, str]:
+    """The worker processes of supervisor `pid` (not multiprocessing's resource tracker), each
+    with its start time, which tells it from a later process given the same pid."""
+    workers = {}
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"spawn_main" in command and (fields := _stat(int(child))):
+            workers[int(child)] = fields[19]
+    return workers
+
+
+def _running(pid: int, started: str) -> bool:
+    # A worker that ended stays a zombie until whoever adopted it reaps it.
+    fields = _stat(pid)
+    return bool(fields) and fields[19] == started and fields[0] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_end_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    with served(tmp_path / "data", "a long enough password", workers=2) as (base, supervisor):
+
+        def both() -> dict[int, str]:
+            found = _workers(supervisor.pid)
+            return found if len(found) == 2 else {}
+
+        workers = polled(both, 30)
+        supervisor.send_signal(signal.SIGKILL)
+        supervisor.wait()
+        try:
+            polled(lambda: not any(_running(*worker) for worker in workers.items()), 30)
+        finally:
+            for worker in workers.items():  # never leave one serving, whatever the outcome
+                if _running(*worker):
+                    os.kill(worker[0], signal.SIGKILL)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{base}/health", timeout=5)

@@ -2,47 +2,30 @@
 
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from tests.server import server_env
+from tests.server import INVENTORY, healthy, server_env, start, stop, wait_for
 
-INVENTORY = str(Path(sys.executable).with_name("inventory"))
 PASSWORD = "a long enough password"
 
 
 @contextmanager
 def serving(folder: Path, sock: Path, **env: str) -> Iterator[httpx.Client]:
     log = folder / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603  (our own console script)
-            [INVENTORY, "serve", "--uds", str(sock)],
-            env={**server_env(folder / "data", PASSWORD), **env},
-            cwd=folder,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start(
+        ["serve", "--uds", str(sock)], folder, {**server_env(folder / "data", PASSWORD), **env}, log
+    )
     client = httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://inv")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if client.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+        wait_for(lambda: healthy(client), proc, log)
         yield client
     finally:
         client.close()
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc)
 
 
 def test_serves_on_a_unix_socket_and_believes_a_trusted_proxy_there(tmp_path: Path) -> None:

@@ -1,23 +1,18 @@
 """Instances starting at once on one fresh database take turns at migrating and creating the
 first admin (a file lock on SQLite, an advisory lock on PostgreSQL): both come up."""
 
-import asyncio
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import POSTGRES_URL
-from tests.server import _wait_until_up, server_env
+from tests.conftest import POSTGRES_URL, new_database
+from tests.server import INVENTORY, server_env, start, stop, wait_until_up
 
-INVENTORY = str(Path(sys.executable).with_name("inventory"))
 PASSWORD = "a long enough password"
 
 
@@ -29,20 +24,8 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
         return
     if not POSTGRES_URL:
         pytest.skip("needs TEST_DATABASE_URL (PostgreSQL)")
-    name = f"race_{secrets.token_hex(4)}"
-    admin_url = make_url(POSTGRES_URL).set(database="postgres")
-
-    async def run(statement: str) -> None:
-        engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-        async with engine.connect() as conn:
-            await conn.execute(text(statement))
-        await engine.dispose()
-
-    asyncio.run(run(f"CREATE DATABASE {name}"))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(run(f"DROP DATABASE {name} WITH (FORCE)"))
+    with new_database(POSTGRES_URL, f"race_{secrets.token_hex(4)}") as url:
+        yield url
 
 
 def test_two_instances_start_at_once_on_a_fresh_database(
@@ -54,17 +37,10 @@ def test_two_instances_start_at_once_on_a_fresh_database(
     with ExitStack() as stack:
         procs = []
         for log in logs:  # both started before either is up
-            out = stack.enter_context(log.open("wb"))
-            proc = subprocess.Popen(  # noqa: S603  (our own console script)
-                [INVENTORY, "serve", "--port", "0"],
-                cwd=tmp_path,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-            stack.callback(_stop, proc)
+            proc = start(["serve", "--port", "0"], tmp_path, env, log)
+            stack.callback(stop, proc)
             procs.append(proc)
-        first, second = (_wait_until_up(p, log, 90) for p, log in zip(procs, logs, strict=True))
+        first, second = (wait_until_up(p, log, 90) for p, log in zip(procs, logs, strict=True))
         # Both serve the one database: a login made through one works through the other.
         token = httpx.post(
             f"{first}/token", data={"username": "admin", "password": PASSWORD}
@@ -74,15 +50,6 @@ def test_two_instances_start_at_once_on_a_fresh_database(
         assert me.json()["user"]["username"] == "admin"
     created = [log.read_text().count("created the first admin") for log in logs]
     assert sorted(created) == [0, 1]
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def test_migrate_waits_while_another_instance_holds_the_lock(

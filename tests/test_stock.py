@@ -380,54 +380,45 @@ async def test_movement_queries_are_checked(
 # --- races ------------------------------------------------------------------------------
 
 
-async def test_fifty_concurrent_takes_of_twenty_leave_exactly_zero(
-    client: AsyncClient, db: AsyncSession, headers: dict[str, str]
+@pytest.mark.parametrize(
+    ("start", "delta", "reason", "sent", "allowed"),
+    [(20, -1, "sold", 50, 20), (5, 1, "received", 40, 40)],
+    ids=["fifty takes of twenty", "forty receipts"],
+)
+async def test_concurrent_adjustments_apply_exactly_once_each(
+    client: AsyncClient,
+    db: AsyncSession,
+    headers: dict[str, str],
+    start: int,
+    delta: int,
+    reason: str,
+    sent: int,
+    allowed: int,
 ) -> None:
-    item_id = await _create(client, headers, 20)
+    """Of `sent` adjustments at once, exactly those the stock allows go through (409 for the
+    rest), each applied and recorded once."""
+    item_id = await _create(client, headers, start)
 
     responses = await asyncio.gather(
         *(
             client.post(
-                f"/items/{item_id}/adjust", json={"delta": -1, "reason": "sold"}, headers=headers
+                f"/items/{item_id}/adjust", json={"delta": delta, "reason": reason}, headers=headers
             )
-            for _ in range(50)
+            for _ in range(sent)
         )
     )
 
     statuses = [r.status_code for r in responses]
-    assert (statuses.count(200), statuses.count(409)) == (20, 30), [r.text for r in responses]
+    assert (statuses.count(200), statuses.count(409)) == (allowed, sent - allowed), [
+        r.text for r in responses
+    ]
     stored = await row(db, Item, item_id)
     assert stored is not None
-    assert stored["quantity"] == 0
+    assert (stored["quantity"], stored["version"]) == (start + delta * allowed, 1 + allowed)
     moves = await movements_of(db, item_id)
-    assert [m.delta for m in moves] == [20] + [-1] * 20
-    assert sorted(r.json()["movement"]["quantity_after"] for r in responses if r.is_success) == (
-        list(range(20))
-    )
-    await assert_movements_add_up(db)
-
-
-async def test_forty_concurrent_receipts_add_exactly_forty(
-    client: AsyncClient, db: AsyncSession, headers: dict[str, str]
-) -> None:
-    item_id = await _create(client, headers, 5)
-
-    responses = await asyncio.gather(
-        *(
-            client.post(
-                f"/items/{item_id}/adjust",
-                json={"delta": 1, "reason": "received"},
-                headers=headers,
-            )
-            for _ in range(40)
-        )
-    )
-
-    assert [r.status_code for r in responses] == [200] * 40, [r.text for r in responses]
-    stored = await row(db, Item, item_id)
-    assert stored is not None
-    assert (stored["quantity"], stored["version"]) == (45, 41)
-    assert len(await movements_of(db, item_id)) == 41
+    assert [m.delta for m in moves] == [start] + [delta] * allowed
+    afters = sorted(r.json()["movement"]["quantity_after"] for r in responses if r.is_success)
+    assert afters == sorted(start + delta * n for n in range(1, allowed + 1))
     await assert_movements_add_up(db)
 
 

@@ -99,13 +99,24 @@ def role_argument(parser: argparse.ArgumentParser, *names: str, **kwargs: Any) -
 
 
 def add_command(
-    sub: SubParsers, name: str, summary: str, details: str = "", **kwargs: Any
+    sub: SubParsers,
+    name: str,
+    summary: str,
+    details: str = "",
+    *,
+    run: Callable[[argparse.Namespace], None] | None = None,
+    username: str = "",
 ) -> argparse.ArgumentParser:
-    """A subcommand whose `--help` says what it does (the summary also shows in the list)."""
-    return sub.add_parser(
+    """A subcommand whose `--help` says what it does (the summary also shows in the list),
+    carried out by `run`; `username`, if given, is the help of its USERNAME argument."""
+    command = sub.add_parser(
         name,
         help=summary,
         description=f"{summary[0].upper()}{summary[1:]}." + (f"\n\n{details}" if details else ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        **kwargs,
     )
+    if username:
+        command.add_argument("username", help=username)
+    if run is not None:
+        command.set_defaults(run=run)
+    return command

@@ -67,9 +67,9 @@ def register(sub: SubParsers) -> None:
         "export",
         "write every item to a CSV file",
         f"{FORMAT}\n\nExample: inventory export items.csv    (or - for standard output)",
+        run=export_items,
     )
     export.add_argument("file", help="the CSV file to write (replaced if it exists), or -")
-    export.set_defaults(run=export_items)
 
     movements = add_command(
         sub,
@@ -79,11 +79,11 @@ def register(sub: SubParsers) -> None:
         + ", ".join(MOVEMENT_COLUMNS)
         + "\n(user: who made it, empty once that user is deleted). Times are UTC, ISO 8601.\n\n"
         "Example: inventory export-movements movements.csv --since 2026-01-01",
+        run=export_movements,
     )
     movements.add_argument("file", help="the CSV file to write (replaced if it exists), or -")
     movements.add_argument("--since", type=_when, help="only movements at or after (ISO 8601)")
     movements.add_argument("--until", type=_when, help="only movements before (ISO 8601)")
-    movements.set_defaults(run=export_movements)
 
     load = add_command(
         sub,
@@ -96,6 +96,7 @@ def register(sub: SubParsers) -> None:
         "line number and nothing is written. Otherwise all rows are written in one\n"
         "transaction and a summary is printed.\n\n"
         "Example: inventory import items.csv --as alice",
+        run=import_items,
     )
     load.add_argument("file", help="the CSV file to read, or -")
     load.add_argument(
@@ -110,7 +111,6 @@ def register(sub: SubParsers) -> None:
         default=None,
         help="show a progress bar (default: for 1000+ rows when standard error is a terminal)",
     )
-    load.set_defaults(run=import_items)
 
 
 # --- export ---------------------------------------------------------------------------------

@@ -25,47 +25,47 @@ def register(sub: SubParsers) -> None:
     group = add_command(sub, "users", "list, enable, disable, change the role of, or delete users")
     commands = group.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
 
-    ls = add_command(
+    add_command(
         commands,
         "list",
         "show every user as a table",
         "Columns: id, username, role, active, e-mail, name.",
+        run=list_users,
     )
-    ls.set_defaults(run=list_users)
-
-    disable = add_command(
+    add_command(
         commands,
         "disable",
         "disable a user and end all their logins",
         "Their tokens stop working at once and they cannot log in again until an admin\n"
         "re-enables them (PATCH /users/{id}). The last active admin cannot be disabled.",
+        run=disable_user,
+        username="who to disable (case does not matter)",
     )
-    disable.add_argument("username", help="who to disable (case does not matter)")
-    disable.set_defaults(run=disable_user)
-
-    enable = add_command(commands, "enable", "let a disabled user log in again")
-    enable.add_argument("username", help="who to enable (case does not matter)")
-    enable.set_defaults(run=enable_user)
-
+    add_command(
+        commands,
+        "enable",
+        "let a disabled user log in again",
+        run=enable_user,
+        username="who to enable (case does not matter)",
+    )
     set_role = add_command(
         commands,
         "set-role",
         "change what a user may do",
         "Takes effect on their next request. The last active admin cannot be demoted.",
+        run=set_user_role,
+        username="whose role to change (case does not matter)",
     )
-    set_role.add_argument("username", help="whose role to change (case does not matter)")
     role_argument(set_role, "role", help="viewer, editor or admin (any case)")
-    set_role.set_defaults(run=set_user_role)
-
-    delete = add_command(
+    add_command(
         commands,
         "delete",
         "delete a user for good",
         "Their logins go with them; the items and movements they touched stay. The last\n"
         "active admin cannot be deleted (disable is the gentler alternative).",
+        run=delete_user,
+        username="who to delete (case does not matter)",
     )
-    delete.add_argument("username", help="who to delete (case does not matter)")
-    delete.set_defaults(run=delete_user)
 
 
 def table(rows: Sequence[Sequence[str]]) -> str:

@@ -59,8 +59,8 @@ IMAGE_NOT_FOUND = "Image not found"
         404,
         413,
         415,
-        (503, storage.StorageUnavailable.detail),
-        (507, storage.InsufficientStorage.detail),
+        (503, storage.UNAVAILABLE),
+        (507, storage.NO_SPACE),
     ),
     openapi_extra=UPLOAD_BODY,
 )

@@ -3,11 +3,12 @@ record; nothing changes or deletes one.)"""
 
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import ColumnElement, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.schemas.audit import AuditEventRead, AuditList, AuditQuery
 from api.schemas.stock import UserRef
+from api.services.pages import equal, newest_first, within
 from models.audit_event import AuditEvent
 
 _events = cast(Table, AuditEvent.__table__)
@@ -15,37 +16,24 @@ _e = _events.c
 
 
 def _filters(query: AuditQuery) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
-    if query.action is not None:
-        where.append(_e.action == query.action)
-    if query.actor_id is not None:
-        where.append(_e.actor_id == query.actor_id)
-    if query.target_type is not None:
-        where.append(_e.target_type == query.target_type)
-    if query.target_id is not None:
-        where.append(_e.target_id == query.target_id)
-    if query.since is not None:
-        where.append(_e.at >= query.since)
-    if query.until is not None:
-        where.append(_e.at <= query.until)
-    return where
+    return [
+        *equal(
+            [
+                (_e.action, query.action),
+                (_e.actor_id, query.actor_id),
+                (_e.target_type, query.target_type),
+                (_e.target_id, query.target_id),
+            ]
+        ),
+        *within(_e.at, query.since, query.until),
+    ]
 
 
 async def search(db: AsyncSession, query: AuditQuery) -> AuditList:
-    """A page of events, newest first, and how many match (one statement, one snapshot)."""
-    where = _filters(query)
-    count = select(func.count()).select_from(_events).where(*where)
-    page = (
-        select(*_e, count.scalar_subquery().label("total"))
-        .where(*where)
-        .order_by(_e.id.desc())
-        .offset(query.skip)
-        .limit(query.limit)
+    """A page of events, newest first, and how many match."""
+    rows, total = await newest_first(
+        db, select(*_e), _events, _filters(query), query.skip, query.limit
     )
-    rows = (await db.execute(page)).all()
-    total = rows[0].total if rows else 0
-    if not rows and query.skip:
-        total = await db.scalar(count) or 0
     return AuditList(
         events=[
             AuditEventRead(

@@ -4,7 +4,7 @@ of quantity they record.)"""
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, Select, Table, func, select
+from sqlalchemy import ColumnElement, Row, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import NotFound
@@ -16,6 +16,7 @@ from api.schemas.stock import (
     UserRef,
 )
 from api.services.items import ITEM_NOT_FOUND
+from api.services.pages import equal, newest_first, within
 from models.item import Item
 from models.stock_movement import StockMovement
 from models.user import User
@@ -42,40 +43,21 @@ def movement_read(row: Row[Any], username: str | None) -> MovementRead:
 
 
 def _filters(query: ItemMovementQuery) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
-    if query.reason is not None:
-        where.append(_m.reason == query.reason)
-    if isinstance(query, MovementQuery):
-        if query.item_id is not None:
-            where.append(_m.item_id == query.item_id)
-        if query.user_id is not None:
-            where.append(_m.user_id == query.user_id)
-        if query.since is not None:
-            where.append(_m.created_at >= query.since)
-        if query.until is not None:
-            where.append(_m.created_at <= query.until)
-    return where
+    if not isinstance(query, MovementQuery):
+        return equal([(_m.reason, query.reason)])
+    return [
+        *equal(
+            [(_m.reason, query.reason), (_m.item_id, query.item_id), (_m.user_id, query.user_id)]
+        ),
+        *within(_m.created_at, query.since, query.until),
+    ]
 
 
 async def _page(
     db: AsyncSession, where: Sequence[ColumnElement[bool]], query: ItemMovementQuery
 ) -> tuple[list[Row[Any]], int]:
-    """A page, newest first, and the count of all matches (one statement, one snapshot)."""
-    count = select(func.count()).select_from(_movements).where(*where)
-    page: Select[Any] = (
-        select(*_m, User.username, count.scalar_subquery().label("total"))
-        .outerjoin(User, User.id == _m.user_id)
-        .where(*where)
-        .order_by(_m.id.desc())
-        .offset(query.skip)
-        .limit(query.limit)
-    )
-    rows = list((await db.execute(page)).all())
-    if rows:
-        return rows, rows[0].total
-    if not query.skip:
-        return rows, 0
-    return rows, await db.scalar(count) or 0
+    page = select(*_m, User.username).outerjoin(User, User.id == _m.user_id)
+    return await newest_first(db, page, _movements, where, query.skip, query.limit)
 
 
 def _listed(rows: list[Row[Any]], total: int, query: ItemMovementQuery) -> MovementList:

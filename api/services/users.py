@@ -156,23 +156,21 @@ async def update(
     before = _fields(user)
     _profile(user, data)
     fields = data.model_fields_set
+    password = data.password if "password" in fields else None
     revoke = False
     if "role" in fields and data.role is not None:
         user.role = data.role
     if "is_active" in fields and data.is_active is not None:
         revoke = user.is_active and not data.is_active
         user.is_active = data.is_active
-    if "password" in fields and data.password is not None:
-        user.password_hash = await hash_password(data.password)
-        revoke = True
     if was_admin and not _is_active_admin(user):
         await _ensure_admin_remains(db)
-    if revoke:
+    if revoke and password is None:  # a new password ends them below
         await sessions.revoke_all(db, user.id)
     await _flush(db)
     await _record_update(db, actor, before, user, origin)
-    if "password" in fields and data.password is not None:
-        await audit.record(db, "user.password", actor, ("user", user.id), {}, origin)
+    if password is not None:
+        await set_password(db, user, password, actor, origin)
     return user
 
 

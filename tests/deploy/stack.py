@@ -9,17 +9,13 @@ upgrade), so no port is guessed; the database is created and dropped here; the t
 Redis keys are HMACs under this run's own SECRET_KEY.
 """
 
-import asyncio
 import os
 import pwd
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,16 +24,13 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.server import server_env
+from tests.conftest import new_database
+from tests.server import healthy, server_env, start, stop, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "deploy" / "nginx-inventory.conf"
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
-INVENTORY = str(Path(sys.executable).with_name("inventory"))
 ADMIN_PASSWORD = "deploy test admin password"
 STARTUP_SECONDS = 90
 
@@ -65,26 +58,6 @@ def requirements() -> tuple[str, str]:
     return pg, redis_url
 
 
-@contextmanager
-def own_database(server_url: str) -> Iterator[str]:
-    """A database of this run's own on the server of `server_url`; dropped afterwards."""
-    name = f"inventory_deploy_{secrets.token_hex(4)}"
-
-    async def run(statement: str) -> None:
-        engine = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text(statement))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 @dataclass
 class Instance:
     name: str
@@ -98,8 +71,7 @@ class Instance:
         return httpx.Client(transport=transport, base_url="http://instance", timeout=30)
 
     def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
+        return stop(self.proc, 60)
 
 
 def start_instance(folder: Path, name: str, env: dict[str, str]) -> Instance:
@@ -107,32 +79,11 @@ def start_instance(folder: Path, name: str, env: dict[str, str]) -> Instance:
     home.mkdir()
     sock = home / "inventory.sock"
     log = home / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603  (our own console script)
-            [INVENTORY, "serve", "--uds", str(sock)],
-            cwd=home,
-            env={**env, "DATA_DIR": str(home / "data")},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start(["serve", "--uds", str(sock)], home, {**env, "DATA_DIR": str(home / "data")}, log)
     instance = Instance(name, sock, log, proc)
     with instance.client() as client:
-        _wait_healthy(client, proc, log)
+        wait_for(lambda: healthy(client), proc, log, STARTUP_SECONDS)
     return instance
-
-
-def _wait_healthy(client: httpx.Client, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if client.get("/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"no answer within {STARTUP_SECONDS} s:\n{log.read_text()}")
 
 
 def nginx_site(upstreams: list[Path], port: int) -> str:
@@ -215,15 +166,10 @@ def running_nginx(prefix: Path, upstreams: list[Path]) -> Iterator[Nginx]:
     nginx = Nginx(prefix, port, proc)
     try:
         with httpx.Client(base_url=nginx.base_url, timeout=30) as client:
-            _wait_healthy(client, proc, prefix / "error.log")
+            wait_for(lambda: healthy(client), proc, prefix / "error.log", STARTUP_SECONDS)
         yield nginx
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @dataclass
@@ -239,7 +185,7 @@ class Stack:
 def running_stack(folder: Path, pg_server: str, redis_url: str) -> Iterator[Stack]:
     uploads = folder / "uploads"
     uploads.mkdir()
-    with own_database(pg_server) as database_url:
+    with new_database(pg_server, f"inventory_deploy_{secrets.token_hex(4)}") as database_url:
         env = {
             **server_env(folder, ADMIN_PASSWORD),
             "DATABASE_URL": database_url,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth import events
 from models.enums import Role
 from models.user import User
+from tests.conftest import clear_settings
 from tests.factories import PASSWORD, auth_headers, login_pair, make_user
 
 ADDRESS = "127.0.0.1"  # httpx's ASGITransport reports this client address
@@ -61,10 +62,8 @@ async def test_login_success_and_failure(
 async def test_login_throttled(
     client: AsyncClient, db: AsyncSession, recorded: _Records, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from auth.settings import get_auth_settings
-
     monkeypatch.setenv("LOGIN_FAILURES_PER_PAIR", "1")
-    get_auth_settings.cache_clear()
+    clear_settings()
     await client.post("/token", data={"username": "ghost", "password": "nope nope"})
     r = await client.post("/token", data={"username": "ghost", "password": "nope nope"})
     assert r.status_code == 429

@@ -6,7 +6,6 @@ import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -15,9 +14,8 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.app import create_app
 from models.user import User
-from tests.conftest import clear_settings
+from tests.conftest import app_client
 from tests.factories import auth_headers, make_item
 from tests.security.conftest import snapshot
 from tests.server import running_server
@@ -142,16 +140,9 @@ async def test_multipart_has_its_own_limit_on_the_upload_route_only(
     headers = await auth_headers(db, editor)
     item = await make_item(db, name="pictured")
     await db.commit()
-    monkeypatch.setenv("MAX_MULTIPART_BODY_BYTES", "100000")
-    clear_settings()
-    app = create_app()
-    transport = httpx.ASGITransport(app=app)
     files = {"file": ("a.bin", b"a" * 90_000, "application/octet-stream")}
     big = {"file": ("a.bin", b"a" * 120_000, "application/octet-stream")}
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=transport, base_url="http://testserver") as c,
-    ):
+    async with app_client(monkeypatch, MAX_MULTIPART_BODY_BYTES="100000") as c:
         under = await c.patch(f"/item-image/{item.id}", files=files, headers=headers)
         over = await c.patch(f"/item-image/{item.id}", files=big, headers=headers)
         elsewhere = await c.post("/items", files=files, headers=headers)
@@ -216,28 +207,12 @@ async def test_cors_is_closed_by_default(client: AsyncClient) -> None:
     assert "access-control-allow-origin" not in preflight.headers
 
 
-@asynccontextmanager
-async def client_with(
-    monkeypatch: pytest.MonkeyPatch, name: str, value: str
-) -> AsyncIterator[AsyncClient]:
-    """A client of an app built with one setting changed."""
-    monkeypatch.setenv(name, value)
-    clear_settings()
-    app = create_app()
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=transport, base_url="http://testserver") as c,
-    ):
-        yield c
-
-
 @pytest.fixture
 async def cors_client(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[AsyncClient]:
     origins = "https://app.example, https://admin.example/"
-    async with client_with(monkeypatch, "CORS_ORIGINS", origins) as c:
+    async with app_client(monkeypatch, CORS_ORIGINS=origins) as c:
         yield c
 
 
@@ -288,11 +263,14 @@ async def test_public_item_reads_stay_cacheable(client: AsyncClient) -> None:
 async def no_docs_client(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[AsyncClient]:
-    async with client_with(monkeypatch, "DOCS_ENABLED", "false") as c:
+    async with app_client(monkeypatch, DOCS_ENABLED="false") as c:
         yield c
 
 
-@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"])
+@pytest.mark.parametrize(
+    "path",
+    ["/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect", "/docs-assets/swagger-ui.css"],
+)
 async def test_docs_can_be_switched_off(no_docs_client: AsyncClient, path: str) -> None:
     r = await no_docs_client.get(path)
     assert r.status_code == 404
@@ -334,20 +312,6 @@ async def test_an_unexpected_error_is_a_bare_500_with_the_headers(app: FastAPI) 
     for name, value in BASE_HEADERS.items():
         assert r.headers[name] == value
     assert "content-security-policy" in r.headers
-
-
-@asynccontextmanager
-async def app_client(monkeypatch: pytest.MonkeyPatch, **env: str) -> AsyncIterator[AsyncClient]:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    clear_settings()
-    app = create_app()
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=transport, base_url="http://inventory.example") as c,
-    ):
-        yield c
 
 
 async def test_allowed_hosts_refuses_other_host_headers(

@@ -77,6 +77,11 @@ async def login(c: AsyncClient, username: str, password: str = "wrong password!"
     return await c.post("/token", data={"username": username, "password": password})
 
 
+async def failures(c: AsyncClient, username: str, times: int) -> list[int]:
+    """The statuses of `times` logins with a wrong password, one after the other."""
+    return [(await login(c, username)).status_code for _ in range(times)]
+
+
 async def sessions_of(db: AsyncSession, user: User) -> int:
     await db.rollback()
     return await db.scalar(select(func.count()).where(AuthSession.user_id == user.id)) or 0
@@ -86,7 +91,7 @@ async def test_brute_force_ends_in_429_with_retry_after(
     app: FastAPI, db: AsyncSession, editor: User, clock: FakeClock, store: str
 ) -> None:
     async with client_at(app, ATTACKER) as c:
-        statuses = [(await login(c, "eddie")).status_code for _ in range(3)]
+        statuses = await failures(c, "eddie", 3)
         before = await snapshot(db)
         r = await login(c, "eddie")
     assert statuses == [401, 401, 401]
@@ -106,8 +111,7 @@ async def test_right_password_is_refused_while_throttled(
     app: FastAPI, db: AsyncSession, editor: User, clock: FakeClock
 ) -> None:
     async with client_at(app, ATTACKER) as c:
-        for _ in range(3):
-            await login(c, "eddie")
+        await failures(c, "eddie", 3)
         r = await login(c, "eddie", PASSWORD)
     assert r.status_code == 429
     assert "access_token" not in r.text
@@ -118,8 +122,7 @@ async def test_window_reopens_when_the_failures_age_out(
     app: FastAPI, db: AsyncSession, editor: User, clock: FakeClock
 ) -> None:
     async with client_at(app, ATTACKER) as c:
-        for _ in range(3):
-            await login(c, "eddie")
+        await failures(c, "eddie", 3)
         clock.advance(WINDOW - 1)
         still = await login(c, "eddie", PASSWORD)
         clock.advance(1)
@@ -144,7 +147,7 @@ async def test_window_slides(app: FastAPI, db: AsyncSession, clock: FakeClock) -
 
 async def test_unknown_usernames_are_throttled_alike(app: FastAPI, clock: FakeClock) -> None:
     async with client_at(app, ATTACKER) as c:
-        statuses = [(await login(c, "ghost")).status_code for _ in range(4)]
+        statuses = await failures(c, "ghost", 4)
     assert statuses == [401, 401, 401, 429]
 
 
@@ -152,9 +155,9 @@ async def test_success_resets_the_usernames_count(
     app: FastAPI, db: AsyncSession, editor: User, clock: FakeClock
 ) -> None:
     async with client_at(app, "198.51.100.1") as c:
-        first = [(await login(c, "eddie")).status_code for _ in range(2)]
+        first = await failures(c, "eddie", 2)
         ok = await login(c, "eddie", PASSWORD)
-        second = [(await login(c, "eddie")).status_code for _ in range(2)]
+        second = await failures(c, "eddie", 2)
     assert first == second == [401, 401]
     assert ok.status_code == 200
     assert await sessions_of(db, editor) == 1
@@ -164,8 +167,7 @@ async def test_a_stranger_cannot_lock_the_user_out_from_elsewhere(
     app: FastAPI, db: AsyncSession, editor: User, clock: FakeClock
 ) -> None:
     async with client_at(app, ATTACKER) as attacker:
-        for _ in range(4):
-            await login(attacker, "eddie")
+        await failures(attacker, "eddie", 4)
     async with client_at(app, "192.0.2.10") as owner:
         r = await login(owner, "eddie", PASSWORD)
     assert r.status_code == 200
@@ -201,8 +203,7 @@ async def test_hammering_while_throttled_does_not_extend_the_lock(
     app: FastAPI, db: AsyncSession, editor: User, clock: FakeClock
 ) -> None:
     async with client_at(app, ATTACKER) as c:
-        for _ in range(3):
-            await login(c, "eddie")
+        await failures(c, "eddie", 3)
         for _ in range(10):
             clock.advance(5)
             assert (await login(c, "eddie")).status_code == 429
