@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth.errors import LoginThrottled
 from auth.secret import get_secret_key
 from auth.settings import get_auth_settings
-from models.engine import begin_write
+from models.engine import begin_write, dialect_name, will_write
 from models.login_failure import LoginFailure
 from models.session import ReadFirstSessionDep, SessionDep
 
@@ -113,12 +113,12 @@ class DatabaseStore:
 
     async def reserve(self, limits: Mapping[str, int], now: float, window: float) -> Reservation:
         db = self.db
-        writing = db.in_transaction()  # a write request's transaction goes on after this one
+        writing = will_write(db)  # a write request's transaction goes on after this one
         if not writing:
             await begin_write(db)
         keys = list(limits)
         try:
-            if db.get_bind().dialect.name == "postgresql":
+            if dialect_name(db) == "postgresql":
                 locks = sorted(int(key[:15], 16) for key in keys)
                 await db.execute(_LOCK_KEYS, {"locks": locks})
             await db.execute(_PRUNE, {"cut": _dt(now - window)})

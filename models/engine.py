@@ -4,7 +4,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, make_url
+from sqlalchemy import ClauseElement, Engine, Executable, event, make_url
 from sqlalchemy.engine import Connection, ExceptionContext, ExecutionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only as await_  # await_only: also on SQLAlchemy 2.0
 
 from models.availability import DatabaseUnavailable, describe, unreachable
@@ -32,6 +33,8 @@ SQLITE_AUTOCOMMIT = "sqlite_autocommit"
 # own, outside the writer's turn). For the caller's credentials, checked before anything else,
 # so that the one writer at a time does not wait for them.
 BEFORE_WRITING = "before_writing"
+# Session.info key: the WriterTurn that begin_write made for the session's next transaction.
+_NEXT_WRITER = "inventory.next_writer"
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
@@ -101,6 +104,9 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_timeout=settings.DB_POOL_TIMEOUT,
+        # The connection returned last goes out first: one writer after another takes the
+        # same connection (SessionWithTurns), with its page cache.
+        pool_use_lifo=True,
     )
     busy_ms = settings.SQLITE_BUSY_TIMEOUT_MS
 
@@ -136,11 +142,12 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
         _executemany: bool,
     ) -> None:
         turn: WriterTurn | None = conn.get_execution_options().get(SQLITE_WRITER)
-        if turn is None or turn.taken:
+        if turn is None or turn.begun:
             return
         if context is not None and context.execution_options.get(BEFORE_WRITING):
             return  # reads on its own (SQLite's autocommit), before the writer's turn
-        await_(turn.take())
+        await_(turn.take())  # taken already unless a read BEFORE_WRITING came first
+        turn.begun = True
         _begin_with_next_statement(conn, WRITER_BEGIN)
 
     return engine
@@ -166,9 +173,46 @@ def _begin_with_next_statement(conn: Connection, begin: str) -> None:
     driver.begin_with = begin
 
 
+class SessionWithTurns(Session):
+    """A session whose SQLite writer (begin_write) waits for its turn before it takes a
+    connection from the pool, not while holding one.
+
+    Waiting writers then hold no connections, and one writer after another takes the same
+    connection from the (LIFO) pool: SQLite keeps a connection's page cache while nobody else
+    has written, and drops it when another connection has, so a writer on a connection of its
+    own would read again every page it touches (bench/RESULTS.md: creates a second 1.14 times
+    on one worker). Session.get_bind is where SQLAlchemy asks which engine a statement, a
+    flush or `connection()` goes to, before it takes a connection (so code that only wants
+    the database's kind asks `dialect_name`, not get_bind).
+    """
+
+    def get_bind(
+        self,
+        mapper: Any = None,
+        *,
+        clause: ClauseElement | None = None,
+        **kw: Any,
+    ) -> Engine | Connection:
+        turn: WriterTurn | None = self.info.pop(_NEXT_WRITER, None)
+        if turn is not None:
+            reads_first = isinstance(clause, Executable) and clause.get_execution_options().get(
+                BEFORE_WRITING
+            )
+            if not reads_first:
+                await_(turn.take())
+            try:
+                self.connection(execution_options={SQLITE_WRITER: turn})
+            except BaseException:
+                turn.end()  # no transaction began: none would end the turn
+                raise
+        return super().get_bind(mapper, clause=clause, **kw)
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # Objects stay usable after commit: responses are built from them.
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, sync_session_class=SessionWithTurns
+    )
 
 
 async def end_read(session: AsyncSession) -> None:
@@ -199,6 +243,18 @@ async def use_autocommit(session: AsyncSession) -> None:
         await session.connection(execution_options={SQLITE_AUTOCOMMIT: True})
 
 
+def will_write(session: AsyncSession) -> bool:
+    """Whether the session's transaction is a writer's, begun or about to be (begin_write)."""
+    return session.in_transaction() or _NEXT_WRITER in session.info
+
+
+def dialect_name(session: AsyncSession) -> str:
+    """The session's database kind, without asking Session.get_bind (SessionWithTurns)."""
+    bind = session.bind
+    assert bind is not None
+    return bind.dialect.name
+
+
 async def begin_write(session: AsyncSession) -> None:
     """Make the session's next transaction a writer's (on SQLite: BEGIN IMMEDIATE, in the
     writer's turn, at its first statement).
@@ -212,9 +268,10 @@ async def begin_write(session: AsyncSession) -> None:
     if not isinstance(bind, AsyncEngine) or bind.dialect.name != "sqlite":
         await session.connection()
         return
-    # This service's writers queue for their turn instead of polling SQLite's lock; the turn
-    # ends with the transaction, whichever way it ends.
+    # This service's writers queue for their turn instead of polling SQLite's lock, at the
+    # transaction's first statement (SessionWithTurns); the turn ends with the transaction,
+    # whichever way it ends.
     turn = WriterTurn(sqlite_writers(bind))
     on_commit(session, turn.end)
     on_rollback(session, turn.end)
-    await session.connection(execution_options={SQLITE_WRITER: turn})
+    session.info[_NEXT_WRITER] = turn

@@ -8,12 +8,14 @@ for a SELECT, three for an INSERT. Here one function on that thread does all of 
 back the rows with the cursor's description, row count and last row id.
 
 A writer's transaction (`BEGIN IMMEDIATE`, in this service's writer's turn: models/writers.py)
-holds SQLite's one write lock from its first statement to its commit. Its later statements
-take microseconds and can wait for nothing (the lock is held), so they run on the loop, in
+holds SQLite's one write lock from its first statement to its commit. Its statements take
+microseconds and can wait for nothing once the lock is held, so they run on the loop, in
 place: no trip, and no turn of the loop in which other requests' work runs while the lock is
-held. The `BEGIN` (which may wait for another program's lock) and the `COMMIT` (which waits
-for the disk) still go to the thread. The connection is opened with check_same_thread=False;
-its calls never overlap (each trip is awaited before the next call).
+held. The `BEGIN IMMEDIATE` is tried in place too, told not to wait (busy_timeout 0): this
+service's writers take their turns before it (models/writers.py), so the lock is free unless
+another program holds it, and then the BEGIN goes to the thread to wait as usual. The `COMMIT`
+(which waits for the disk) goes to the thread. The connection is opened with
+check_same_thread=False; its calls never overlap (each trip is awaited before the next call).
 """
 
 import sqlite3
@@ -55,6 +57,19 @@ def _on_thread(
         return None, exc, conn.in_transaction
     finally:
         cursor.close()
+
+
+def _begun_at_once(conn: sqlite3.Connection, busy_timeout_ms: int) -> bool:
+    """BEGIN IMMEDIATE on the loop without waiting for SQLite's lock: False (nothing begun)
+    when it is not free at once, or anything else went wrong (the thread tries again)."""
+    conn.execute("PRAGMA busy_timeout=0").close()
+    try:
+        conn.execute(WRITER_BEGIN).close()
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}").close()
+    return True
 
 
 async def _in_place(
@@ -110,6 +125,9 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         adapted: OneTripConnection = self._adapt_connection  # type: ignore[assignment]
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         try:
+            if adapted.begin_with == WRITER_BEGIN and adapted.begun_at_once():
+                adapted.begin_with, adapted.writing = None, True
+                adapted.in_transaction = True
             if adapted.writing and adapted.in_transaction:
                 # Awaited (SQLAlchemy requires an await per execution), done before it returns.
                 outcome, failure, adapted.in_transaction = await_(
@@ -145,7 +163,7 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     is open (SQLite would do nothing): one that never ran a statement, or the pool's
     rollback of a connection returned after its commit."""
 
-    __slots__ = ("begin_with", "in_transaction", "writing")
+    __slots__ = ("begin_with", "busy_timeout_ms", "in_transaction", "writing")
     _cursor_cls = OneTripCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
@@ -153,6 +171,13 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         self.begin_with: str | None = None
         self.in_transaction = False
         self.writing = False  # in a transaction begun with WRITER_BEGIN
+        self.busy_timeout_ms: int | None = None  # as the engine set it, read at first need
+
+    def begun_at_once(self) -> bool:
+        conn: sqlite3.Connection = self._connection._conn
+        if self.busy_timeout_ms is None:
+            self.busy_timeout_ms = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        return _begun_at_once(conn, self.busy_timeout_ms)
 
     def commit(self) -> None:
         self.begin_with = None

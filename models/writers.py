@@ -57,13 +57,17 @@ class WriterTurn:
     def __init__(self, writers: SQLiteWriters | None) -> None:
         self.writers = writers  # None: an in-memory database, one process
         self.taken = False
+        self.begun = False  # its BEGIN IMMEDIATE is sent (models/engine.py)
 
     async def take(self) -> None:
+        if self.taken:
+            return
         if self.writers is not None:
             await self.writers.acquire()
         self.taken = True
 
     def end(self) -> None:
+        self.begun = False
         if self.taken:
             self.taken = False
             if self.writers is not None:

@@ -17,6 +17,7 @@ from models.item import Item
 from models.writers import sqlite_writers
 from tests.conftest import POSTGRES_URL
 from tests.factories import auth_headers, count, make_item, make_user
+from tests.waiting import until
 
 WRITERS = 25
 
@@ -91,3 +92,40 @@ async def test_credentials_are_checked_before_the_writer_turn(
     assert refused.status_code == 401
     assert (await waiting).status_code == 201
     assert await db.scalar(select(func.count()).select_from(Item)) == 1
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's writer turn")
+async def test_writers_wait_for_their_turn_without_a_connection(
+    app: FastAPI, client: AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers queued for SQLite's one writer hold no pooled connection while they wait (a
+    connection is taken once the turn is: models/engine.SessionWithTurns)."""
+    headers = await auth_headers(db, await make_user(db, Role.editor))
+    await db.commit()
+    writers = sqlite_writers(app.state.engine)
+    assert writers is not None
+    pool = app.state.engine.sync_engine.pool
+    queued = 0
+    acquire = writers.acquire
+
+    async def queue_up() -> None:
+        nonlocal queued
+        queued += 1
+        await acquire()
+
+    await acquire()  # another transaction is writing
+    try:
+        monkeypatch.setattr(writers, "acquire", queue_up)
+        held = pool.checkedout()
+        waiting = [
+            asyncio.create_task(
+                client.post("/items", json={"name": f"Box {n}", "quantity": 1}, headers=headers)
+            )
+            for n in range(5)
+        ]
+        await until(lambda: queued == 5)
+        assert pool.checkedout() == held
+    finally:
+        writers.release()
+
+    assert [(await w).status_code for w in waiting] == [201] * 5

@@ -1,11 +1,14 @@
 """SQLite statements give the usual cursor results, and take one trip each to aiosqlite's
 thread (the trip counts are marked `perf`: `make test-perf`)."""
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -15,6 +18,7 @@ from models.enums import Role
 from models.settings import DatabaseSettings
 from tests.conftest import POSTGRES_URL
 from tests.factories import auth_headers, make_item, make_user
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -122,14 +126,41 @@ async def test_a_writers_later_statements_make_no_trip(
     client: AsyncClient, db: AsyncSession, trips: list[str]
 ) -> None:
     """POST /items runs four statements (the caller's login, the item, its movement, its
-    audit event) in two trips: BEGIN IMMEDIATE with the item's INSERT, and the COMMIT. The
-    login is read on the loop (models/reads.py); the movement and the audit event run in
-    place."""
+    audit event) in one trip, the COMMIT. The login is read on the loop (models/reads.py);
+    BEGIN IMMEDIATE (SQLite's lock being free), the item, its movement and its audit event
+    run in place."""
     headers = await auth_headers(db, await make_user(db, role=Role.editor))
     await db.commit()
     trips.clear()
 
     r = await client.post("/items", json={"name": "Bolt", "quantity": 5}, headers=headers)
 
+    assert r.status_code == 201, r.text
+    assert trips == ["commit"]
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's lock")
+async def test_a_writer_waits_for_another_programs_lock_off_the_loop(
+    app: FastAPI, client: AsyncClient, db: AsyncSession, trips: list[str]
+) -> None:
+    """BEGIN IMMEDIATE is tried on the loop without waiting; when another program holds
+    SQLite's write lock, it goes to aiosqlite's thread and waits there (busy_timeout) while
+    the loop serves others, and the write lands once the lock is free."""
+    headers = await auth_headers(db, await make_user(db, role=Role.editor))
+    item = await make_item(db)
+    await db.commit()
+    other = sqlite3.connect(app.state.engine.url.database, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        trips.clear()
+        body = {"name": "Bolt", "quantity": 5}
+        writing = asyncio.create_task(client.post("/items", json=body, headers=headers))
+        await until(lambda: "_on_thread" in trips)  # its BEGIN waits on the thread
+        assert (await client.get(f"/items/{item.id}")).status_code == 200
+        assert not writing.done()
+        other.execute("COMMIT")
+        r = await writing
+    finally:
+        other.close()
     assert r.status_code == 201, r.text
     assert trips == ["_on_thread", "commit"]
