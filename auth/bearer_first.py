@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
 
 from auth import tokens
-from auth.deps import get_principal, remember_claims
+from auth.deps import get_principal
 from auth.errors import BEARER
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -53,7 +53,7 @@ def _refusal(request: Request) -> Response | None:
         detail = "Not authenticated"
     else:
         try:
-            remember_claims(request, token, tokens.decode(token, tokens.TokenType.access))
+            tokens.decode(token, tokens.TokenType.access)
         except tokens.InvalidToken:
             detail = "Could not validate credentials"
         else:

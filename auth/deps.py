@@ -38,23 +38,6 @@ class Principal:
     session_id: str
 
 
-# Where a request keeps the access token's claims once checked (auth/bearer_first.py checks
-# them before reading a body): checking a signature is ~0.2 ms, not to be spent twice.
-_CLAIMS = "inventory.access_claims"
-
-
-def remember_claims(request: Request, token: str, claims: tokens.Claims) -> None:
-    request.scope[_CLAIMS] = (token, claims)
-
-
-def _claims(request: Request, token: str) -> tokens.Claims:
-    checked = request.scope.get(_CLAIMS)
-    if checked is not None and checked[0] == token:
-        claims: tokens.Claims = checked[1]
-        return claims
-    return tokens.decode(token, TokenType.access)
-
-
 async def get_principal(
     request: Request, db: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal:
@@ -62,7 +45,7 @@ async def get_principal(
     if not token:
         raise NotAuthenticated(NOT_AUTHENTICATED)
     try:
-        claims = _claims(request, token)
+        claims = tokens.decode(token, TokenType.access)
     except tokens.InvalidToken:
         raise NotAuthenticated() from None
     params = {"user_id": claims.user_id, "session_id": claims.session_id}

@@ -12,9 +12,10 @@ from httpx import AsyncClient, Response
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import sessions
+from auth import sessions, tokens
 from auth.secret import get_secret_key
 from auth.settings import get_auth_settings
+from auth.tokens import TokenType
 from models.base import utcnow
 from models.enums import Role
 from models.user import AuthSession, User
@@ -576,6 +577,26 @@ async def test_refresh_of_deleted_user_is_401(
     await db.execute(delete(User).where(User.id == user.id))
     await db.commit()
     assert_401(await refresh(client, pair[1]))
+
+
+async def test_a_remembered_access_token_still_expires(
+    client: AsyncClient, pair: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token verified once is remembered (auth/tokens.decode), and refused from its `exp`
+    on without being verified again."""
+    assert (await me(client, pair[0])).status_code == 200
+    expires_at = tokens.decode(pair[0], TokenType.access).expires_at
+    monkeypatch.setattr(tokens, "utcnow", lambda: expires_at)
+    assert_401(await me(client, pair[0]))
+
+
+async def test_a_remembered_access_token_is_refused_under_another_key(
+    client: AsyncClient, pair: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (await me(client, pair[0])).status_code == 200
+    monkeypatch.setenv("SECRET_KEY", "another key that is long enough to sign with " * 2)
+    clear_settings()
+    assert_401(await me(client, pair[0]))
 
 
 async def test_expired_refresh_token_is_401(
