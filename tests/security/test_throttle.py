@@ -4,6 +4,7 @@ Every test runs on the database store and, when a Redis server answers, on the R
 Time is moved with an injected clock, never slept.
 """
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -250,3 +251,18 @@ async def test_password_change_is_throttled_per_user(
     assert after == before  # the password did not change, the refusal was not counted
     assert other.status_code == 400  # counted per user
     assert reopened.status_code == 204
+
+
+ROUNDS = 25
+
+
+async def test_concurrent_right_logins_of_one_account_all_succeed(
+    app: FastAPI, db: AsyncSession, editor: User
+) -> None:
+    """Each success deletes its own reservation and the pair's and the username's counts:
+    successes sharing keys take turns at them (PostgreSQL: they deadlocked, a 500)."""
+    async with client_at(app, ATTACKER) as c:
+        for _ in range(ROUNDS):
+            statuses = await asyncio.gather(*(login(c, "eddie", PASSWORD) for _ in range(3)))
+            assert [r.status_code for r in statuses] == [200] * 3, [r.text for r in statuses]
+    assert await sessions_of(db, editor) == 3 * ROUNDS
