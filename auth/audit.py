@@ -126,8 +126,8 @@ async def record(
     await record_all(db, [event(action, actor, target, changes, origin)])
 
 
-_events = cast(Table, AuditEvent.__table__)
-_INSERT = _events.insert()
+EVENTS = cast(Table, AuditEvent.__table__)
+_INSERT = EVENTS.insert()
 
 
 async def record_all(db: AsyncSession, events: Sequence[dict[str, Any]]) -> None:

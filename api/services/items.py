@@ -36,6 +36,7 @@ from auth import audit
 from auth.audit import Origin
 from models.base import utcnow
 from models.constraints import constraint_name
+from models.engine import dialect_name
 from models.enums import MovementReason
 from models.item import SEARCH_TABLE, Item, ItemCount
 from models.reads import Reads, ReadTooLong
@@ -310,7 +311,7 @@ async def get_row(reads: Reads, item_id: int) -> Mapping[Any, Any]:
 ITEM_FIELDS = ("name", "quantity", "description", "sku", "reorder_level")
 
 
-def _fields(item: Row[Any] | Item, *extra: str) -> dict[str, Any]:
+def _fields(item: Row[Any] | Item | ItemCreate, *extra: str) -> dict[str, Any]:
     """The item's values as the audit trail records them."""
     return {name: getattr(item, name) for name in (*ITEM_FIELDS, *extra)}
 
@@ -413,8 +414,9 @@ async def _write(
     items, and records each row's change of quantity as a stock movement in the same
     transaction. Rows the statement did not write (a guard refused) are left out.
 
-    Every create, PATCH, adjustment, count and CSV import goes through here, so an item's
-    movements sum to its quantity. Several rows may come back in any order: they then share
+    Every create, PATCH, adjustment, count and CSV import goes through here (on PostgreSQL a
+    single create through `_create_one`, its one-statement twin), so an item's movements sum
+    to its quantity. Several rows may come back in any order: they then share
     one change (a bulk create's), and their movements are written by one INSERT … SELECT
     and not handed back.
     """
@@ -455,6 +457,65 @@ async def _write(
     return rows, list((await conn.execute(_INSERT_MOVEMENTS, _one_or_many(movements))).all())
 
 
+# PostgreSQL: a new item, its `received` movement (when its quantity is above 0) and its audit
+# event in one statement, each INSERT a data-modifying CTE that reads the item's row from the
+# first: a create is as many round trips as before the ledger existed (bench/RESULTS.md).
+# SQLite runs the three statements one after the other on the event loop, in place
+# (models/sqlite_driver.py). A nested INSERT takes neither its columns from the parameters nor
+# the columns' defaults: each is named.
+_NEW_COLUMNS = (*ITEM_FIELDS, "created_by_id", "updated_by_id")  # _new_values's
+_now = bindparam("now", type_=_items.created_at.type)
+_written = (
+    _table.insert()
+    .values({name: bindparam(name, type_=_items[name].type) for name in _NEW_COLUMNS})
+    .values(created_at=_now, updated_at=_now, version=1)
+    .returning(*_items)
+    .cte("written")
+)
+_moved = _movements.insert().from_select(
+    ["item_id", "delta", "quantity_after", "reason", "note", "user_id", "created_at"],
+    select(
+        _written.c.id,
+        _written.c.quantity,  # less 0, the quantity before a create
+        _written.c.quantity,
+        bindparam("m_reason", type_=_movements.c.reason.type),
+        bindparam("m_note", type_=_movements.c.note.type),
+        bindparam("m_user_id", type_=Integer),
+        _now,
+    ).where(_written.c.quantity != 0),
+)
+_event_columns = [c.name for c in audit.EVENTS.c if c.name != "id"]
+_event_values = [name for name in _event_columns if name not in ("at", "target_id")]
+_recorded = audit.EVENTS.insert().from_select(
+    _event_columns,
+    select(
+        *(
+            _written.c.id
+            if name == "target_id"
+            else _now
+            if name == "at"
+            else bindparam(f"e_{name}", type_=audit.EVENTS.c[name].type)
+            for name in _event_columns
+        )
+    ),
+)
+_CREATE_ONE = select(_written).add_cte(_moved.cte("moved"), _recorded.cte("recorded"))
+
+
+async def _create_one(
+    db: AsyncSession, data: ItemCreate, actor: User, origin: Origin, received: StockChange
+) -> Row[Any]:
+    """`_write` and `audit.record` of one new item, in one statement (PostgreSQL)."""
+    values = _new_values(data, actor)
+    event = audit.event("item.create", actor, ("item", None), audit.created(_fields(data)), origin)
+    params = {**values, **{f"e_{name}": event[name] for name in _event_values}}
+    params.update(m_reason=received.reason, m_note=received.note, m_user_id=actor.id)
+    params["now"] = event["at"]
+    conn = await db.connection()
+    with _conflicts():
+        return (await conn.execute(_CREATE_ONE, params)).one()
+
+
 def _one_or_many(params: Sequence[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]]:
     """One row's values as one statement's: a list, even of one, is SQLAlchemy's executemany
     (its "insertmanyvalues" renders a multi-row statement for each batch)."""
@@ -478,6 +539,8 @@ async def create_many(
     note: str | None = None,
 ) -> list[Row[Any]]:
     received = StockChange(MovementReason.received, note, before=0)
+    if len(batch) == 1 and dialect_name(db) == "postgresql":
+        return [await _create_one(db, batch[0], actor, origin, received)]
     with _conflicts():
         created, _ = await _write(
             db,
