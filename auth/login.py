@@ -39,7 +39,7 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> Verifi
     possible = "\x00" not in name and len(password) <= MAX_PASSWORD_LENGTH
     found = None
     if possible:
-        found = (await db.execute(_ACCOUNT, {"name": name})).first()
+        found = (await (await db.connection()).execute(_ACCOUNT, {"name": name})).first()
     await end_read(db)
     # A disabled account is checked against the dummy hash, like an unknown one.
     stored_hash = found.password_hash if found else None

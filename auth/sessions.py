@@ -4,9 +4,9 @@ import hashlib
 import hmac
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import CursorResult, Insert, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Insert, Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import audit, tokens
@@ -80,7 +80,8 @@ async def start(db: AsyncSession, user_id: int, *, require_active: bool = True) 
     disabled. One statement checks and writes: the login row is inserted from the user's row.
     """
     now = utcnow()
-    await db.execute(EXPIRED_LOGINS, {"user_id": user_id, "now": now})
+    conn = await db.connection()  # Core statements: the ORM session's layer only costs time
+    await conn.execute(EXPIRED_LOGINS, {"user_id": user_id, "now": now})
     session_id = uuid.uuid4().hex
     pair, refresh_hash, expires_at = _pair(user_id, session_id)
     login = {
@@ -90,9 +91,8 @@ async def start(db: AsyncSession, user_id: int, *, require_active: bool = True) 
         "started": now,
         "expires": expires_at,
     }
-    inserted = await db.execute(_NEW_LOGIN[require_active], login)
-    # A DML statement's result is a CursorResult (Session.execute is typed more loosely).
-    return pair if cast(CursorResult[Any], inserted).rowcount == 1 else None
+    inserted = await conn.execute(_NEW_LOGIN[require_active], login)
+    return pair if inserted.rowcount == 1 else None
 
 
 async def rotate(db: AsyncSession, refresh_token: str, origin: Origin) -> TokenPair:
