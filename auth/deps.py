@@ -3,11 +3,12 @@
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.orm import make_transient_to_detached
 
 from auth import tokens
 from auth.errors import NOT_AUTHENTICATED, NotAuthenticated, PermissionDenied
@@ -22,9 +23,10 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
 
 
 # Built once: every authenticated request runs it. Checked before a write request's
-# transaction takes SQLite's one writer's turn.
+# transaction takes SQLite's one writer's turn. The user's columns, not the ORM's loading:
+# the row becomes the session's User below (loading one cost a create 6% of its CPU).
 _ACTIVE_LOGIN_USER = (
-    select(User)
+    select(*cast(Table, User.__table__).c)
     .join(AuthSession, AuthSession.user_id == User.id)
     .where(User.id == bindparam("user_id"), User.is_active.is_(True))
     .where(AuthSession.id == bindparam("session_id"), AuthSession.revoked_at.is_(None))
@@ -50,12 +52,19 @@ async def get_principal(
         raise NotAuthenticated() from None
     params = {"user_id": claims.user_id, "session_id": claims.session_id}
     reads: Reads = request.app.state.reads
-    # On SQLite read on the loop and handed to the request's session as it is (no second
-    # read); else (or when the file is busy, or nobody matches: checked again) as usual.
-    found = reads.loaded(_ACTIVE_LOGIN_USER, params)
-    user = await (db.merge(found, load=False) if found else db.scalar(_ACTIVE_LOGIN_USER, params))
-    if user is None:
-        raise NotAuthenticated()
+    # On SQLite read on the loop; else (or when the file is busy, or nobody matches: checked
+    # again) in the request's session.
+    row = reads.on_loop(_ACTIVE_LOGIN_USER, params)
+    if row is None:
+        conn = await db.connection(bind_arguments={"clause": _ACTIVE_LOGIN_USER})
+        row = (await conn.execute(_ACTIVE_LOGIN_USER, params)).mappings().first()
+        if row is None:
+            raise NotAuthenticated()
+    # Attached to the session as the row says it is (persistent, unchanged), with no second
+    # read.
+    user = User(**row)
+    make_transient_to_detached(user)
+    db.add(user)
     return Principal(user, claims.session_id)
 
 

@@ -25,7 +25,6 @@ from fastapi import Depends, Request
 from sqlalchemy import Connection, Dialect, Executable, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -75,15 +74,13 @@ class Reads:
         rows = await self.all(stmt, params)
         return rows[0] if rows else None
 
-    def loaded(self, stmt: Executable, params: Params = None) -> Any | None:
-        """SQLite: the first ORM object `stmt` loads, read on the loop, detached (merge it into
-        a session with `load=False` to use it there); None when there is none, on PostgreSQL,
-        or when the file is busy (read it the usual way then)."""
+    def on_loop(self, stmt: Executable, params: Params = None) -> Mapping[Any, Any] | None:
+        """SQLite: the first row of a quick read, read on the loop; None when there is none,
+        on PostgreSQL, or when the file is busy (read it the usual way then)."""
         if self._loop is None:
             return None
         try:
-            with Session(self._loop) as session:
-                return session.scalar(stmt, params)
+            return self._loop.execute(stmt, params).mappings().first()
         except OperationalError:
             return None
 
