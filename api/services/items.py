@@ -9,6 +9,7 @@ from functools import cache, lru_cache, partial
 from typing import Any, NoReturn, cast
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
     ColumnElement,
     Integer,
@@ -457,63 +458,90 @@ async def _write(
     return rows, list((await conn.execute(_INSERT_MOVEMENTS, _one_or_many(movements))).all())
 
 
-# PostgreSQL: a new item, its `received` movement (when its quantity is above 0) and its audit
-# event in one statement, each INSERT a data-modifying CTE that reads the item's row from the
-# first: a create is as many round trips as before the ledger existed (bench/RESULTS.md).
-# SQLite runs the three statements one after the other on the event loop, in place
-# (models/sqlite_driver.py). A nested INSERT takes neither its columns from the parameters nor
-# the columns' defaults: each is named.
-_NEW_COLUMNS = (*ITEM_FIELDS, "created_by_id", "updated_by_id")  # _new_values's
+# PostgreSQL: one item's INSERT or UPDATE … RETURNING, its movement (when its quantity moved)
+# and its audit event in one statement, the two records data-modifying CTEs that read the
+# written row: a create or a PATCH is as many round trips as before the ledger existed
+# (bench/RESULTS.md). SQLite runs the statements one after the other on the event loop, in
+# place (models/sqlite_driver.py). A nested INSERT or UPDATE takes neither its columns from
+# the parameters nor the columns' defaults: each is named.
 _now = bindparam("now", type_=_items.created_at.type)
-_written = (
+_event_columns = [c.name for c in audit.EVENTS.c if c.name != "id"]
+_event_values = [name for name in _event_columns if name not in ("at", "target_id")]
+
+
+def _with_records(written: CTE) -> Select[Any]:
+    """The written row, its movement and its audit event recorded from it."""
+    moved = _movements.insert().from_select(
+        ["item_id", "delta", "quantity_after", "reason", "note", "user_id", "created_at"],
+        select(
+            written.c.id,
+            written.c.quantity - bindparam("m_before", type_=Integer),
+            written.c.quantity,
+            bindparam("m_reason", type_=_movements.c.reason.type),
+            bindparam("m_note", type_=_movements.c.note.type),
+            bindparam("m_user_id", type_=Integer),
+            _now,
+        ).where(written.c.quantity != bindparam("m_before", type_=Integer)),
+    )
+    recorded = audit.EVENTS.insert().from_select(
+        _event_columns,
+        select(
+            *(
+                written.c.id
+                if name == "target_id"
+                else _now
+                if name == "at"
+                else bindparam(f"e_{name}", type_=audit.EVENTS.c[name].type)
+                for name in _event_columns
+            )
+        ),
+    )
+    return select(written).add_cte(moved.cte("moved"), recorded.cte("recorded"))
+
+
+def _set(names: Sequence[str]) -> dict[str, Any]:
+    return {name: bindparam(name, type_=_items[name].type) for name in names}
+
+
+_CREATE_ONE = _with_records(
     _table.insert()
-    .values({name: bindparam(name, type_=_items[name].type) for name in _NEW_COLUMNS})
+    .values(_set((*ITEM_FIELDS, "created_by_id", "updated_by_id")))  # _new_values's
     .values(created_at=_now, updated_at=_now, version=1)
     .returning(*_items)
     .cte("written")
 )
-_moved = _movements.insert().from_select(
-    ["item_id", "delta", "quantity_after", "reason", "note", "user_id", "created_at"],
-    select(
-        _written.c.id,
-        _written.c.quantity,  # less 0, the quantity before a create
-        _written.c.quantity,
-        bindparam("m_reason", type_=_movements.c.reason.type),
-        bindparam("m_note", type_=_movements.c.note.type),
-        bindparam("m_user_id", type_=Integer),
-        _now,
-    ).where(_written.c.quantity != 0),
-)
-_event_columns = [c.name for c in audit.EVENTS.c if c.name != "id"]
-_event_values = [name for name in _event_columns if name not in ("at", "target_id")]
-_recorded = audit.EVENTS.insert().from_select(
-    _event_columns,
-    select(
-        *(
-            _written.c.id
-            if name == "target_id"
-            else _now
-            if name == "at"
-            else bindparam(f"e_{name}", type_=audit.EVENTS.c[name].type)
-            for name in _event_columns
+
+
+@lru_cache(maxsize=64)
+def _update_one(fields: tuple[str, ...]) -> Select[Any]:
+    """For each set of fields a PATCH changes."""
+    return _with_records(
+        _table.update()
+        .where(_items.id == bindparam("item_id"))
+        .values(_set(fields))
+        .values(
+            version=_items.version + 1, updated_at=_now, updated_by_id=bindparam("updated_by_id")
         )
-    ),
-)
-_CREATE_ONE = select(_written).add_cte(_moved.cte("moved"), _recorded.cte("recorded"))
+        .returning(*_items)
+        .cte("written")
+    )
 
 
-async def _create_one(
-    db: AsyncSession, data: ItemCreate, actor: User, origin: Origin, received: StockChange
+async def _write_one(
+    db: AsyncSession,
+    statement: Select[Any],
+    params: dict[str, Any],
+    change: StockChange,
+    event: dict[str, Any],
 ) -> Row[Any]:
-    """`_write` and `audit.record` of one new item, in one statement (PostgreSQL)."""
-    values = _new_values(data, actor)
-    event = audit.event("item.create", actor, ("item", None), audit.created(_fields(data)), origin)
-    params = {**values, **{f"e_{name}": event[name] for name in _event_values}}
-    params.update(m_reason=received.reason, m_note=received.note, m_user_id=actor.id)
-    params["now"] = event["at"]
+    """`_write` and `audit.record_all` of one item in one statement (PostgreSQL): `change`
+    from a known quantity (`before`)."""
+    params = {**params, **{f"e_{name}": event[name] for name in _event_values}}
+    params.update(m_before=change.before, m_reason=change.reason, m_note=change.note)
+    params.update(m_user_id=event["actor_id"], now=event["at"])
     conn = await db.connection()
-    with _conflicts():
-        return (await conn.execute(_CREATE_ONE, params)).one()
+    row: Row[Any] = (await conn.execute(statement, params)).one()
+    return row
 
 
 def _one_or_many(params: Sequence[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]]:
@@ -540,7 +568,11 @@ async def create_many(
 ) -> list[Row[Any]]:
     received = StockChange(MovementReason.received, note, before=0)
     if len(batch) == 1 and dialect_name(db) == "postgresql":
-        return [await _create_one(db, batch[0], actor, origin, received)]
+        data = batch[0]
+        values = audit.created(_fields(data))
+        event = audit.event("item.create", actor, ("item", None), values, origin)
+        with _conflicts():
+            return [await _write_one(db, _CREATE_ONE, _new_values(data, actor), received, event)]
     with _conflicts():
         created, _ = await _write(
             db,
@@ -586,6 +618,11 @@ async def update(
     params = {k: v["new"] for k, v in changes.items()}
     params.update(item_id=item_id, updated_by_id=actor.id)
     correction = StockChange(MovementReason.correction, note, before=current.quantity)
+    if dialect_name(db) == "postgresql":
+        event = audit.event("item.update", actor, ("item", item_id), changes, origin)
+        statement = _update_one(tuple(sorted(changes)))
+        with _conflicts():
+            return await _write_one(db, statement, params, correction, event)
     with _conflicts():
         [updated], _ = await _write(db, _UPDATE, [params], [correction], actor)
     await audit.record(db, "item.update", actor, ("item", item_id), changes, origin)
