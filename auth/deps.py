@@ -7,7 +7,7 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, bindparam, inspect, select
 from sqlalchemy.orm import make_transient_to_detached
 
 from auth import tokens
@@ -61,10 +61,14 @@ async def get_principal(
         if row is None:
             raise NotAuthenticated()
     # Attached to the session as the row says it is (persistent, unchanged), with no second
-    # read.
+    # read; merged into the one the session holds, if a dependency before loaded it.
     user = User(**row)
     make_transient_to_detached(user)
-    db.add(user)
+    key = inspect(user).key
+    if key is not None and db.identity_map.get(key) is not None:
+        user = await db.merge(user, load=False)
+    else:
+        db.add(user)
     return Principal(user, claims.session_id)
 
 

@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import FastAPI, Request
 from httpx import AsyncClient, Response
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import sessions, tokens
+from auth.deps import get_principal
 from auth.secret import get_secret_key
 from auth.settings import get_auth_settings
 from auth.tokens import TokenType
@@ -597,6 +599,18 @@ async def test_a_remembered_access_token_is_refused_under_another_key(
     monkeypatch.setenv("SECRET_KEY", "another key that is long enough to sign with " * 2)
     clear_settings()
     assert_401(await me(client, pair[0]))
+
+
+async def test_the_caller_already_in_the_session_is_the_principal(
+    app: FastAPI, db: AsyncSession, user: User, pair: tuple[str, str]
+) -> None:
+    """get_principal attaches the caller's row to the request's session; a session that
+    loaded that user before (a dependency declared first) gets its own instance back."""
+    loaded = await db.get(User, user.id)
+    request = Request({"type": "http", "app": app, "headers": []})
+    principal = await get_principal(request, db, pair[0])
+    assert principal.user is loaded
+    assert not db.dirty
 
 
 async def test_expired_refresh_token_is_401(
