@@ -1,5 +1,6 @@
 import contextlib
 import os
+import sqlite3
 import stat
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,18 @@ def _unavailable(context: ExceptionContext) -> DatabaseUnavailable | None:
     return went_down(context.engine, error)
 
 
+def _locked(context: ExceptionContext) -> DatabaseUnavailable | None:
+    """SQLite: another program held the file's lock past busy_timeout. A 503 (try again),
+    not a 500; the connection is sound and the database not down."""
+    error: BaseException | None = context.original_exception
+    while error is not None:
+        if isinstance(error, sqlite3.OperationalError):
+            busy = getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+            return DatabaseUnavailable(describe(error)) if busy else None
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def went_down(engine: Engine | None, error: Exception) -> DatabaseUnavailable:
     """The 503 of a connection lost or stalled (its pool's availability notes it)."""
     pool = engine.pool if engine is not None else None
@@ -109,6 +122,7 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
         pool_use_lifo=True,
     )
     busy_ms = settings.SQLITE_BUSY_TIMEOUT_MS
+    event.listen(engine.sync_engine, "handle_error", _locked)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

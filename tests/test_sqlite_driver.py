@@ -164,3 +164,30 @@ async def test_a_writer_waits_for_another_programs_lock_off_the_loop(
         other.close()
     assert r.status_code == 201, r.text
     assert trips == ["_on_thread", "commit"]
+
+
+@pytest.fixture
+def short_busy_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SQLITE_BUSY_TIMEOUT_MS", "50")  # before the app is built
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's lock")
+async def test_another_programs_lock_held_past_the_busy_timeout_is_503(
+    short_busy_wait: None, app: FastAPI, client: AsyncClient, db: AsyncSession
+) -> None:
+    """Not a 500: the database is there but another program keeps it locked; nothing is
+    written, and the next write after the lock is gone succeeds."""
+    headers = await auth_headers(db, await make_user(db, role=Role.editor))
+    await db.commit()
+    body = {"name": "Bolt", "quantity": 5}
+    other = sqlite3.connect(app.state.engine.url.database, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        refused = await client.post("/items", json=body, headers=headers)
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"]
+    assert (await client.get("/items")).json()["total"] == 0
+    assert (await client.post("/items", json=body, headers=headers)).status_code == 201
