@@ -416,8 +416,8 @@ async def _write(
     transaction. Rows the statement did not write (a guard refused) are left out.
 
     Every create, PATCH, adjustment, count and CSV import goes through here (on PostgreSQL a
-    single create through `_create_one`, its one-statement twin), so an item's movements sum
-    to its quantity. Several rows may come back in any order: they then share
+    single create and a PATCH through `_write_one`, its one-statement twin), so an item's
+    movements sum to its quantity. Several rows may come back in any order: they then share
     one change (a bulk create's), and their movements are written by one INSERT … SELECT
     and not handed back.
     """
