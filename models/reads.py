@@ -60,12 +60,9 @@ class Reads:
         """The rows of `stmt`. `quick`: a few index lookups, microseconds (SQLite: on the
         loop). `built_once`: the statement object is a constant, compiled once for asyncpg
         (PostgreSQL); else SQLAlchemy sends it, which renders what asyncpg cannot take."""
-        if quick and self._loop is not None:
-            try:
-                return self._loop.execute(stmt, params).mappings().all()
-            except OperationalError:
-                pass  # busy, or the file unreadable: the thread's way waits, or reports it
-        elif built_once and self.dialect == "postgresql":
+        if quick and (rows := self._on_loop(stmt, params)) is not None:
+            return rows
+        if built_once and self.dialect == "postgresql":
             return await self._fetch(stmt, params)
         async with self.connect() as conn:
             return (await conn.execute(stmt, params)).mappings().all()
@@ -77,10 +74,16 @@ class Reads:
     def on_loop(self, stmt: Executable, params: Params = None) -> Mapping[Any, Any] | None:
         """SQLite: the first row of a quick read, read on the loop; None when there is none,
         on PostgreSQL, or when the file is busy (read it the usual way then)."""
+        rows = self._on_loop(stmt, params)
+        return rows[0] if rows else None
+
+    def _on_loop(self, stmt: Executable, params: Params) -> Rows | None:
+        """The rows, read on the loop (SQLite); None on PostgreSQL, or when the file is busy
+        or unreadable (the thread's way waits, or reports it)."""
         if self._loop is None:
             return None
         try:
-            return self._loop.execute(stmt, params).mappings().first()
+            return self._loop.execute(stmt, params).mappings().all()
         except OperationalError:
             return None
 

@@ -332,17 +332,12 @@ def _conflicts() -> Iterator[None]:
         raise Conflict(detail) from None
 
 
+_NEW_COLUMNS = (*ITEM_FIELDS, "created_by_id", "updated_by_id")
+
+
 def _new_values(data: ItemCreate, actor: User) -> dict[str, Any]:
-    """The columns of a new item."""
-    return {
-        "name": data.name,
-        "quantity": data.quantity,
-        "description": data.description,
-        "sku": data.sku,
-        "reorder_level": data.reorder_level,
-        "created_by_id": actor.id,
-        "updated_by_id": actor.id,
-    }
+    """The columns of a new item (_NEW_COLUMNS)."""
+    return {**_fields(data), "created_by_id": actor.id, "updated_by_id": actor.id}
 
 
 # Built once. A write is one statement that hands back the row it wrote (no ORM object to
@@ -505,7 +500,7 @@ def _set(names: Sequence[str]) -> dict[str, Any]:
 
 _CREATE_ONE = _with_records(
     _table.insert()
-    .values(_set((*ITEM_FIELDS, "created_by_id", "updated_by_id")))  # _new_values's
+    .values(_set(_NEW_COLUMNS))
     .values(created_at=_now, updated_at=_now, version=1)
     .returning(*_items)
     .cte("written")
